@@ -48,11 +48,13 @@ type Node struct {
 	names map[string]*Process
 
 	events eventBus
+	sched  scheduler
 }
 
 // NewNode starts an empty node.
 func NewNode(opts Options) *Node {
 	n := &Node{maxProcs: opts.MaxProcesses, started: time.Now(), names: make(map[string]*Process)}
+	n.sched.work = make(chan *Process)
 	if n.maxProcs <= 0 {
 		n.maxProcs = DefaultMaxProcesses
 	}

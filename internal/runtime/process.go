@@ -145,7 +145,7 @@ func (n *Node) spawn(parent *Process, mode procMode, body func(*Process), beh Be
 		p.mb.push(initMsg{})
 		p.mbLen.Add(1)
 		p.scheduled = true
-		go p.drain()
+		p.node.schedule(p)
 	}
 	return p, nil
 }
@@ -260,7 +260,7 @@ func (p *Process) enqueue(from *Process, msg any) bool {
 	p.mu.Unlock()
 	p.node.messages.Add(1)
 	if start {
-		go p.drain()
+		p.node.schedule(p)
 	} else if wake {
 		select {
 		case p.wake <- struct{}{}:
@@ -285,7 +285,7 @@ func (p *Process) enqueueSys(msg any) bool {
 	}
 	p.mu.Unlock()
 	if start {
-		go p.drain()
+		p.node.schedule(p)
 	}
 	return true
 }
