@@ -140,7 +140,7 @@ func BenchmarkPingPong(b *testing.B) {
 // firstMessage signals once it handles its first message.
 type firstMessage struct{ wg *sync.WaitGroup }
 
-func (f firstMessage) Init(p *runtime.Process)         {}
+func (f firstMessage) Init(p *runtime.Process)          {}
 func (f firstMessage) Handle(p *runtime.Process, _ any) { f.wg.Done() }
 
 func BenchmarkSpawnAndFirstMessage(b *testing.B) {
@@ -160,7 +160,7 @@ func BenchmarkSpawnAndFirstMessage(b *testing.B) {
 
 type idle struct{}
 
-func (idle) Init(p *runtime.Process)         {}
+func (idle) Init(p *runtime.Process)          {}
 func (idle) Handle(p *runtime.Process, _ any) {}
 
 // BenchmarkIdleProcesses spawns 1,000,000 idle behaviour processes and
