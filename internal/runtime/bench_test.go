@@ -173,14 +173,13 @@ func BenchmarkIdleProcesses(b *testing.B) {
 		goruntime.GC()
 		var before, after goruntime.MemStats
 		goruntime.ReadMemStats(&before)
+		var inits sync.WaitGroup
+		inits.Add(count)
 		start := time.Now()
 		for k := range pids {
-			pids[k], _ = n.SpawnBehaviour(idle{}, runtime.SpawnOpts{})
+			pids[k], _ = n.SpawnBehaviour(idleCounted{&inits}, runtime.SpawnOpts{})
 		}
-		// Wait until every init ran and the goroutines gave up.
-		for goruntime.NumGoroutine() > 10 {
-			goruntime.Gosched()
-		}
+		inits.Wait() // every process ran its init and is idle
 		elapsed := time.Since(start)
 		goruntime.GC()
 		goruntime.ReadMemStats(&after)
@@ -269,3 +268,9 @@ func BenchmarkTop20ByMailbox100k(b *testing.B) {
 		}
 	}
 }
+
+// idleCounted is an idle process whose Init reports in.
+type idleCounted struct{ wg *sync.WaitGroup }
+
+func (i idleCounted) Init(p *runtime.Process)          { i.wg.Done() }
+func (i idleCounted) Handle(p *runtime.Process, _ any) {}
