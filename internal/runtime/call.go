@@ -41,7 +41,10 @@ type callResult struct {
 
 // callSlot receives a call's outcome: the reply, or the callee's DOWN.
 // Whichever comes first wins; the buffered channel never blocks a replier.
-type callSlot struct{ ch chan callResult }
+type callSlot struct {
+	ch  chan callResult
+	req Request // allocated with the slot: one allocation per call
+}
 
 func (s *callSlot) put(r callResult) {
 	select {
@@ -77,7 +80,8 @@ func call(n *Node, caller *Process, to Target, body any, timeout time.Duration, 
 	if !t.addMonitor(ref, slot) {
 		return nil, &ExitError{PID: PID{t}, Reason: NoProc}
 	}
-	req := &Request{From: From{slot: slot, caller: PID{caller}}, Body: body}
+	slot.req = Request{From: From{slot: slot, caller: PID{caller}}, Body: body}
+	req := &slot.req
 	if sys {
 		t.enqueueSys(&sysRequest{req: req})
 	} else if caller != nil {
