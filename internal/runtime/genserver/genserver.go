@@ -163,6 +163,8 @@ type server struct {
 	ack    chan startAck
 	tgen   uint64
 	timer  *time.Timer
+
+	terminating bool // Terminate has been called; it runs at most once
 }
 
 // Start starts a server not linked to any process (gen_server:start/4).
@@ -210,29 +212,36 @@ func (s *server) wait(n *runtime.Node, pid runtime.PID, err error, opts Options)
 	}
 	select {
 	case a := <-s.ack:
-		switch {
-		case a.ignore:
-			return runtime.PID{}, ErrIgnore
-		case a.err != nil:
-			return runtime.PID{}, a.err
+		if a.ignore || a.err != nil {
+			// As in OTP 26, a failed start returns once the process is
+			// gone, so its name is free again.
+			<-w.C
+			return runtime.PID{}, a.startErr()
 		}
 		return pid, nil
 	case d := <-w.C:
+		// The process may have acknowledged its start and exited at once.
 		select {
 		case a := <-s.ack:
-			if a.ignore {
-				return runtime.PID{}, ErrIgnore
+			if a.ignore || a.err != nil {
+				return runtime.PID{}, a.startErr()
 			}
-			if a.err != nil {
-				return runtime.PID{}, a.err
-			}
+			return pid, nil
 		default:
 		}
 		return runtime.PID{}, &StartError{Reason: d.Reason}
 	case <-timeout:
 		n.Exit(pid, runtime.Kill)
+		<-w.C
 		return runtime.PID{}, &StartError{Reason: runtime.ErrTimeout}
 	}
+}
+
+func (a startAck) startErr() error {
+	if a.ignore {
+		return ErrIgnore
+	}
+	return a.err
 }
 
 // Init runs the module's Init inside the new process.
@@ -259,11 +268,32 @@ func (s *server) Init(p *runtime.Process) {
 	}
 	s.state = r.state
 	s.ack <- startAck{}
+	defer s.recoverCallback(p)
 	s.after(p, r)
+}
+
+// recoverCallback turns a crash or an Exit in a callback into the server's
+// exit, running Terminate first (once) as gen_server does.
+func (s *server) recoverCallback(p *runtime.Process) {
+	x := recover()
+	if x == nil {
+		return
+	}
+	reason := runtime.RecoveredReason(x)
+	if !s.terminating {
+		s.terminate(p, reason)
+	}
+	if runtime.IsExitPanic(x) {
+		panic(x)
+	}
+	p.Exit(reason)
 }
 
 // Handle dispatches one message to the module.
 func (s *server) Handle(p *runtime.Process, msg any) {
+	if m, ok := msg.(timeoutMsg); ok && (m.gen != s.tgen || s.timer == nil) {
+		return // a timeout that a later message already cancelled
+	}
 	if s.timer != nil {
 		s.timer.Stop()
 		s.timer = nil
@@ -271,16 +301,7 @@ func (s *server) Handle(p *runtime.Process, msg any) {
 	s.tgen++
 	var r Result
 	var from runtime.From
-	defer func() {
-		if x := recover(); x != nil {
-			if runtime.IsExitPanic(x) {
-				panic(x) // a deliberate exit, terminate already ran
-			}
-			reason := runtime.RecoveredReason(x)
-			s.terminate(p, reason)
-			p.Exit(reason)
-		}
-	}()
+	defer s.recoverCallback(p)
 	switch m := msg.(type) {
 	case *runtime.Request:
 		if st, ok := m.Body.(stopMsg); ok {
@@ -293,9 +314,6 @@ func (s *server) Handle(p *runtime.Process, msg any) {
 	case castMsg:
 		r = s.mod.HandleCast(p, m.msg, s.state)
 	case timeoutMsg:
-		if m.gen != s.tgen-1 {
-			return // a message arrived after the timeout was set
-		}
 		r = s.mod.HandleInfo(p, runtime.TimeoutMsg{}, s.state)
 	case runtime.ExitMsg:
 		if m.From == s.parent && !s.parent.IsZero() {
@@ -345,6 +363,7 @@ func (s *server) after(p *runtime.Process, r Result) {
 }
 
 func (s *server) terminate(p *runtime.Process, reason any) {
+	s.terminating = true
 	if s.timer != nil {
 		s.timer.Stop()
 	}
@@ -357,9 +376,17 @@ func (s *server) terminate(p *runtime.Process, reason any) {
 func (s *server) SysState() any { return s.state }
 
 // SysReplaceState replaces the state.
-func (s *server) SysReplaceState(fn func(any) any) (any, error) {
-	s.state = fn(s.state)
-	return s.state, nil
+func (s *server) SysReplaceState(fn func(any) any) (next any, err error) {
+	// A function that panics leaves the server running with its state
+	// unchanged, as OTP's replace_state does.
+	defer func() {
+		if x := recover(); x != nil {
+			err = fmt.Errorf("replace_state function failed: %v", x)
+		}
+	}()
+	next = fn(s.state)
+	s.state = next
+	return next, nil
 }
 
 // SysChangeCode switches to module mod, migrating the state with its
@@ -403,6 +430,10 @@ func StopServer(n *runtime.Node, to runtime.Target, reason any, timeout time.Dur
 			return err
 		}
 	}
-	<-w.C
+	d := <-w.C
+	if !runtime.SameReason(d.Reason, reason) {
+		// terminate crashed: the server died of something else.
+		return &runtime.ExitError{PID: d.PID, Reason: d.Reason}
+	}
 	return nil
 }

@@ -409,3 +409,82 @@ func TestStopServer(t *testing.T) {
 		t.Fatalf("stop of a dead server: %v", err)
 	}
 }
+
+// fragile counts Terminate calls and can make them panic.
+type fragile struct {
+	counter
+	terminates chan any
+	panicky    bool
+}
+
+type exitNow struct{ reason any }
+
+func (f *fragile) HandleCall(p *runtime.Process, req any, from runtime.From, state any) genserver.Result {
+	if e, ok := req.(exitNow); ok {
+		p.Exit(e.reason)
+	}
+	return f.counter.HandleCall(p, req, from, state)
+}
+
+func (f *fragile) Terminate(p *runtime.Process, reason any, state any) {
+	f.terminates <- reason
+	if f.panicky {
+		panic("terminate failed")
+	}
+}
+
+func TestTerminateRunsOnce(t *testing.T) {
+	t.Run("Exit inside a callback runs terminate with its reason", func(t *testing.T) {
+		n := runtime.NewNode(runtime.Options{})
+		f := &fragile{terminates: make(chan any, 2)}
+		pid, _ := genserver.Start(n, f, nil, genserver.Options{})
+		w := n.Monitor(pid)
+		genserver.Call(n, pid, exitNow{runtime.Atom("bye")}, wait)
+		if d := <-w.C; d.Reason != runtime.Atom("bye") {
+			t.Fatalf("reason %v", d.Reason)
+		}
+		if r := <-f.terminates; r != runtime.Atom("bye") {
+			t.Fatalf("terminate got %v", r)
+		}
+		if len(f.terminates) != 0 {
+			t.Fatal("terminate ran twice")
+		}
+	})
+	t.Run("a terminate that panics runs once and the stop reports it", func(t *testing.T) {
+		n := runtime.NewNode(runtime.Options{})
+		f := &fragile{terminates: make(chan any, 2), panicky: true}
+		pid, _ := genserver.Start(n, f, nil, genserver.Options{})
+		err := genserver.StopServer(n, pid, runtime.Shutdown, wait)
+		var pe *runtime.PanicError
+		if !errors.As(err, &pe) {
+			t.Fatalf("stop returned %v", err)
+		}
+		<-f.terminates
+		if len(f.terminates) != 0 {
+			t.Fatal("terminate ran twice")
+		}
+	})
+}
+
+func TestReplaceStateThatPanicsKeepsTheServer(t *testing.T) {
+	n := runtime.NewNode(runtime.Options{})
+	pid := start(t, n, &counter{}, nil)
+	if _, err := sys.ReplaceState(n, pid, func(any) any { panic("no") }, wait); err == nil {
+		t.Fatal("expected an error")
+	}
+	if v, err := genserver.Call(n, pid, get{}, wait); err != nil || v != 0 {
+		t.Fatalf("server after a failed replace_state: %v %v", v, err)
+	}
+}
+
+func TestFailedStartFreesTheNameBeforeReturning(t *testing.T) {
+	n := runtime.NewNode(runtime.Options{})
+	for i := 0; i < 100; i++ {
+		if _, err := genserver.Start(n, &counter{}, "stop", genserver.Options{Name: "svc"}); err == nil {
+			t.Fatal("start should fail")
+		}
+		if _, ok := n.Whereis("svc"); ok {
+			t.Fatal("name still registered after a failed start returned")
+		}
+	}
+}
