@@ -391,7 +391,17 @@ func (s *server) SysReplaceState(fn func(any) any) (next any, err error) {
 
 // SysChangeCode switches to module mod, migrating the state with its
 // CodeChange. On error the old code and state stay.
-func (s *server) SysChangeCode(p *runtime.Process, mod any, _ string, extra any) error {
+func (s *server) SysChangeCode(p *runtime.Process, mod any, _ string, extra any) (err error) {
+	// A code_change that panics leaves the server on its old code, as
+	// OTP's sys does.
+	defer func() {
+		if x := recover(); x != nil {
+			if runtime.IsExitPanic(x) {
+				panic(x)
+			}
+			err = fmt.Errorf("genserver: code_change panicked: %v", x)
+		}
+	}()
 	next, ok := mod.(Module)
 	if !ok {
 		return fmt.Errorf("%T is not a gen_server module", mod)
