@@ -4,27 +4,139 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
-
-	"observer/internal/runtime"
+	"sort"
+	"strings"
 )
 
-func main() {
-	fs := flag.NewFlagSet("observer", flag.ContinueOnError)
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: observer [flags]\n\nStarts a runtime node and prints its status.")
-		fs.PrintDefaults()
-	}
-	maxProcs := fs.Int("max-processes", runtime.DefaultMaxProcesses, "process limit of the node (Erlang's +P)")
-	if err := fs.Parse(os.Args[1:]); err != nil {
-		if err == flag.ErrHelp {
-			return
+// command is one subcommand of the binary.
+type command struct {
+	name    string
+	args    string // synopsis of the positional arguments
+	summary string
+	run     func(env *env, args []string) error
+}
+
+// env is what a command runs with: its output streams, for tests.
+type env struct {
+	stdout, stderr io.Writer
+}
+
+// exitError carries a process exit code out of a command.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// usageError marks a mistake in the command line: exit code 2.
+func usageError(format string, args ...any) error {
+	return &exitError{code: 2, err: fmt.Errorf(format, args...)}
+}
+
+var commands []command
+
+func register(c command) { commands = append(commands, c) }
+
+func lookup(name string) (command, bool) {
+	for _, c := range commands {
+		if c.name == name {
+			return c, true
 		}
-		os.Exit(2)
 	}
-	n := runtime.NewNode(runtime.Options{MaxProcesses: *maxProcs})
-	st := n.Stats()
-	fmt.Printf("observer: node up, %d processes (limit %d), %d zombies\n", st.Processes, st.MaxProcesses, st.Zombies)
+	return command{}, false
+}
+
+func main() {
+	os.Exit(run(&env{stdout: os.Stdout, stderr: os.Stderr}, os.Args[1:]))
+}
+
+// run dispatches to a subcommand and turns its error into an exit code.
+func run(e *env, args []string) int {
+	name := "run"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		name, args = args[0], args[1:]
+	}
+	if name == "help" {
+		if len(args) > 0 {
+			if c, ok := lookup(args[0]); ok {
+				return run(e, []string{c.name, "--help"})
+			}
+			fmt.Fprintf(e.stderr, "observer: unknown command %q\n", args[0])
+			return 2
+		}
+		printUsage(e.stdout)
+		return 0
+	}
+	c, ok := lookup(name)
+	if !ok {
+		fmt.Fprintf(e.stderr, "observer: unknown command %q (run 'observer help' for the list)\n", name)
+		return 2
+	}
+	err := c.run(e, args)
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		fmt.Fprintf(e.stderr, "observer %s: %v\n", c.name, ee.err)
+		return ee.code
+	}
+	fmt.Fprintf(e.stderr, "observer %s: %v\n", c.name, err)
+	return 1
+}
+
+func printUsage(w io.Writer) {
+	fmt.Fprintln(w, "observer: a telecom system on an OTP-style actor runtime, shown live.")
+	fmt.Fprintln(w, "\nUsage:\n  observer [flags]            run the system with the terminal UI\n  observer COMMAND [flags] [args]\n\nCommands:")
+	sorted := append([]command(nil), commands...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].name < sorted[j].name })
+	for _, c := range sorted {
+		fmt.Fprintf(w, "  %-30s %s\n", strings.TrimSpace(c.name+" "+c.args), c.summary)
+	}
+	fmt.Fprintln(w, "\nRun 'observer help COMMAND' or 'observer COMMAND --help' for a command's flags.")
+}
+
+// newFlags makes a command's flag set, printing its synopsis on --help.
+func newFlags(e *env, c string, args, summary string) *flag.FlagSet {
+	fs := flag.NewFlagSet(c, flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(e.stderr, "usage: observer %s [flags] %s\n\n%s\n", c, args, summary)
+		var any bool
+		fs.VisitAll(func(*flag.Flag) { any = true })
+		if any {
+			fmt.Fprintln(e.stderr, "\nFlags:")
+			fs.PrintDefaults()
+		}
+	}
+	return fs
+}
+
+// parse parses flags, mapping a bad flag to a usage error. Flags may come
+// before, between or after the positional arguments, which it returns.
+func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, &exitError{code: 2, err: err}
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if rest[0] == "--" {
+			return append(pos, rest[1:]...), nil
+		}
+		pos, args = append(pos, rest[0]), rest[1:]
+	}
 }

@@ -1,0 +1,186 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/charmbracelet/x/term"
+
+	"observer/internal/telecom"
+)
+
+func init() {
+	register(command{name: "run", summary: "run the telecom system with the terminal UI (the default)", run: runSystem})
+	register(command{name: "headless", summary: "run the telecom system without the UI, printing one status line per second", run: runHeadless})
+	register(command{name: "metrics", summary: "run the system for a moment and print routed, failed and dropped calls", run: runMetrics})
+}
+
+// systemFlags are the flags of the commands that run the whole system.
+type systemFlags struct {
+	*configFlags
+	rate  *float64
+	drain *time.Duration
+}
+
+func addSystemFlags(fs interface {
+	Float64(string, float64, string) *float64
+	Duration(string, time.Duration, string) *time.Duration
+}, cf *configFlags) *systemFlags {
+	return &systemFlags{
+		configFlags: cf,
+		rate:        fs.Float64("rate", -1, "load generator rate in calls/s (default from the config: 50)"),
+		drain:       fs.Duration("drain", 5*time.Second, "on SIGINT/SIGTERM, how long calls in flight may finish"),
+	}
+}
+
+func (f *systemFlags) load() (telecom.Config, error) {
+	cfg, err := f.configFlags.load()
+	if err != nil {
+		return cfg, err
+	}
+	if *f.rate >= 0 {
+		cfg.Load.Rate = *f.rate
+		cfg.Load.Enabled = true
+	}
+	return cfg, cfg.Validate()
+}
+
+func runSystem(e *env, args []string) error {
+	fs := newFlags(e, "run", "", "Runs the telecom system with the terminal UI. When standard output is not a terminal it runs headless.")
+	sf := addSystemFlags(fs, addConfigFlags(fs))
+	uf := addUIFlags(fs)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usageError("unexpected argument %q", pos[0])
+	}
+	opts, err := uf.options()
+	if err != nil {
+		return err
+	}
+	cfg, err := sf.load()
+	if err != nil {
+		return err
+	}
+	if f, ok := e.stdout.(*os.File); !ok || !term.IsTerminal(f.Fd()) {
+		return headless(e, cfg, *sf.drain, 0)
+	}
+	return runUI(e, cfg, *sf.drain, opts)
+}
+
+func runHeadless(e *env, args []string) error {
+	fs := newFlags(e, "headless", "", "Runs the telecom system without the UI and prints one status line per second until SIGINT or SIGTERM.")
+	sf := addSystemFlags(fs, addConfigFlags(fs))
+	duration := fs.Duration("duration", 0, "stop after this long (0 runs until a signal)")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usageError("unexpected argument %q", pos[0])
+	}
+	cfg, err := sf.load()
+	if err != nil {
+		return err
+	}
+	return headless(e, cfg, *sf.drain, *duration)
+}
+
+// signalContext is cancelled by SIGINT or SIGTERM.
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+func headless(e *env, cfg telecom.Config, drain, duration time.Duration) error {
+	sys, err := telecom.Start(cfg)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := signalContext()
+	defer cancel()
+	if duration > 0 {
+		var c2 context.CancelFunc
+		ctx, c2 = context.WithTimeout(ctx, duration)
+		defer c2()
+	}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	var last telecom.Status
+	for {
+		select {
+		case <-ctx.Done():
+			fmt.Fprintln(e.stdout, "stopping: draining calls in flight")
+			sys.Stop(drain)
+			fmt.Fprintln(e.stdout, "stopped")
+			return nil
+		case <-sys.Apps.Done():
+			return fmt.Errorf("the node terminated: %v", sys.Apps.Err())
+		case <-tick.C:
+			st := sys.Status()
+			printStatus(e.stdout, st, last)
+			last = st
+		}
+	}
+}
+
+func printStatus(w io.Writer, st, last telecom.Status) {
+	dt := st.At.Sub(last.At).Seconds()
+	rate := func(now, before uint64) float64 {
+		if last.At.IsZero() || dt <= 0 {
+			return 0
+		}
+		return float64(now-before) / dt
+	}
+	fmt.Fprintf(w, "%s procs=%d zombies=%d routed/s=%.0f failed/s=%.0f dropped=%d active=%d route_p99=%v completed=%d\n",
+		st.At.Format("15:04:05"), st.Processes, st.Zombies,
+		rate(st.Routed, last.Routed), rate(st.Failed, last.Failed), st.Dropped, st.ActiveCalls,
+		st.RouteP99, st.Completed)
+}
+
+func runMetrics(e *env, args []string) error {
+	fs := newFlags(e, "metrics", "", "Runs the telecom system with its load generator for --after, then prints the router's routed, failed and dropped counts.")
+	sf := addSystemFlags(fs, addConfigFlags(fs))
+	after := fs.Duration("after", time.Second, "how long to run before printing")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usageError("unexpected argument %q", pos[0])
+	}
+	cfg, err := sf.load()
+	if err != nil {
+		return err
+	}
+	sys, err := telecom.Start(cfg)
+	if err != nil {
+		return err
+	}
+	time.Sleep(*after) // the point of the command: let the system run
+	m := sys.Router.Metrics()
+	sys.Stop(0)
+	var failed uint64
+	var reasons []string
+	for r, n := range m.Failed {
+		failed += n
+		if n > 0 {
+			reasons = append(reasons, fmt.Sprintf("%s=%d", r, n))
+		}
+	}
+	sort.Strings(reasons)
+	fmt.Fprintf(e.stdout, "routed %d\nfailed %d", m.Routed, failed)
+	if len(reasons) > 0 {
+		fmt.Fprintf(e.stdout, " (%s)", strings.Join(reasons, " "))
+	}
+	fmt.Fprintf(e.stdout, "\ndropped %d\n", m.Dropped)
+	return nil
+}

@@ -1,0 +1,185 @@
+package telecom
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"observer/internal/runtime"
+	"observer/internal/telecom/ledger"
+	"observer/internal/telecom/money"
+)
+
+func mustAmount(t *testing.T, s string) money.Amount {
+	t.Helper()
+	a, err := money.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func TestChargeQuickStartAndIdempotency(t *testing.T) {
+	s := startSystem(t, quiet(t))
+	b := s.Billing
+	before, _ := b.Account(s.Node, "ACC-001")
+	rec, err := b.Charge(s.Node, "TXN-1", "ACC-001", mustAmount(t, "100.00"), wait)
+	if err != nil || rec.TxnID != "TXN-1" {
+		t.Fatalf("%v %v", rec, err)
+	}
+	again, err := b.Charge(s.Node, "TXN-1", "ACC-001", mustAmount(t, "100.00"), wait)
+	if err != nil || again.TxnID != "TXN-1" || !again.Replayed {
+		t.Fatalf("retry: %+v %v", again, err)
+	}
+	after, _ := b.Account(s.Node, "ACC-001")
+	if before.Balance-after.Balance != mustAmount(t, "100.00") {
+		t.Fatalf("balance moved by %v, want 100.00 once", before.Balance-after.Balance)
+	}
+	tests := []struct {
+		name    string
+		txn     string
+		account string
+		amount  string
+		want    error
+	}{
+		{"unknown account", "TXN-2", "ACC-NOPE", "1.00", ledger.ErrUnknownAccount},
+		{"insufficient funds", "TXN-3", "ACC-002", "99999999.00", ledger.ErrInsufficientFunds},
+		{"idempotency conflict", "TXN-1", "ACC-001", "5.00", ledger.ErrIdempotencyConflict},
+		{"invalid amount", "TXN-4", "ACC-001", "0", ledger.ErrInvalidAmount},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			amt, _ := money.Parse(tc.amount) // zero stays zero to reach the ledger's check
+			if _, err := b.Charge(s.Node, tc.txn, tc.account, amt, wait); !errors.Is(err, tc.want) {
+				t.Fatalf("got %v, want %v", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestPoolReadsTheLedger(t *testing.T) {
+	s := startSystem(t, quiet(t))
+	b := s.Billing
+	for i := 0; i < 3; i++ {
+		if _, err := b.Charge(s.Node, fmt.Sprintf("R-%d", i), "ACC-007", mustAmount(t, "1.00"), wait); err != nil {
+			t.Fatal(err)
+		}
+	}
+	recent, err := b.Recent(s.Node, 2)
+	if err != nil || len(recent) != 2 || recent[0].TxnID != "R-2" {
+		t.Fatalf("recent %v %v", recent, err)
+	}
+	busy, err := b.TopAccounts(s.Node, 1, false)
+	if err != nil || len(busy) != 1 || busy[0].ID != "ACC-007" || busy[0].Charges != 3 {
+		t.Fatalf("busiest %v %v", busy, err)
+	}
+	low, err := b.TopAccounts(s.Node, 1, true)
+	if err != nil || low[0].ID != "ACC-007" {
+		t.Fatalf("lowest %v %v", low, err)
+	}
+	// A checkout is handled after the earlier checkins: holding one worker,
+	// every other worker is idle again.
+	w, err := b.Pool().Checkout(s.Node, false, wait)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := b.Pool().Stats(); st.Busy != 1 || st.Idle != s.Config.Billing.PoolSize-1 {
+		t.Fatalf("pool after reads %+v", st)
+	}
+	b.Pool().Checkin(s.Node, w)
+}
+
+func TestKillBillingUnderLoad(t *testing.T) {
+	s := startSystem(t, quiet(t))
+	b := s.Billing
+	const callers, each = 8, 100
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	failures := 0
+	start := make(chan struct{})
+	for c := 0; c < callers; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			for i := 0; i < each; i++ {
+				txn := fmt.Sprintf("K-%d-%d", c, i)
+				for {
+					_, err := b.Charge(s.Node, txn, "ACC-100", mustAmount(t, "0.01"), wait)
+					if err == nil {
+						break
+					}
+					if !Retryable(err) {
+						t.Errorf("%s: %v", txn, err)
+						return
+					}
+					mu.Lock()
+					failures++
+					mu.Unlock()
+					// The same txnID again, once the billing process is back.
+					for _, ok := s.Node.Whereis(BillingName); !ok; _, ok = s.Node.Whereis(BillingName) {
+						runtimeYield()
+					}
+				}
+			}
+		}()
+	}
+	close(start)
+	sub := s.Node.Subscribe(1 << 12)
+	defer sub.Close()
+	for b.Stats().Ledger.ChargesCommitted < 100 {
+		runtimeYield()
+	}
+	pid, _ := s.Node.Whereis(BillingName)
+	s.Node.Exit(pid, runtime.Kill)
+	wg.Wait()
+	acct, _ := b.Account(s.Node, "ACC-100")
+	if spent := acct.OpeningBalance - acct.Balance; spent != money.Amount(callers*each) {
+		t.Fatalf("spent %v cents, want exactly %d: a charge was lost or doubled", int64(spent), callers*each)
+	}
+	rep, err := b.Ledger().Verify(context.Background())
+	if err != nil || !rep.OK() {
+		t.Fatalf("verify: %v %v", rep, err)
+	}
+	t.Logf("%d calls failed during the restart and were retried", failures)
+}
+
+// runtimeYield gives other goroutines a moment without guessing a duration
+// that the test depends on.
+func runtimeYield() { time.Sleep(100 * time.Microsecond) }
+
+func TestCompletedCallsAreChargedExactlyOnce(t *testing.T) {
+	cfg := quiet(t)
+	cfg.Load.Enabled = true
+	cfg.Load.Rate = 500
+	cfg.Load.Duration = Duration{time.Millisecond}
+	cfg.Load.RingTime = Duration{time.Millisecond}
+	s := startSystem(t, cfg)
+	for s.Sessions.Stats().Completed < 200 {
+		runtimeYield()
+	}
+	// Kill the billing engine mid-stream: sessions retry with the same txnID.
+	pid, _ := s.Node.Whereis(BillingName)
+	s.Node.Exit(pid, runtime.Kill)
+	for s.Sessions.Stats().Completed < 400 {
+		runtimeYield()
+	}
+	s.Stop(5 * time.Second)
+	l, err := OpenLedger(cfg.Billing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	rep, err := l.Verify(context.Background())
+	if err != nil || !rep.OK() {
+		t.Fatalf("verify: %v %v", rep, err)
+	}
+	completed := s.Sessions.Stats().Completed
+	st := s.Billing.Stats()
+	if uint64(rep.Charges) != completed-st.Unbilled || st.Unbilled != 0 {
+		t.Fatalf("%d charges for %d completed calls (%d unbilled)", rep.Charges, completed, st.Unbilled)
+	}
+}
