@@ -120,23 +120,36 @@ func newFlags(e *env, c string, args, summary string) *flag.FlagSet {
 }
 
 // parse parses flags, mapping a bad flag to a usage error. Flags may come
-// before, between or after the positional arguments, which it returns.
+// before, between or after the positional arguments, which it returns; a
+// negative number ("-1") is a positional argument, not a flag.
 func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
+	for len(args) > 0 {
+		switch a := args[0]; {
+		case a == "--":
+			return append(pos, args[1:]...), nil
+		case isNegativeNumber(a) || !strings.HasPrefix(a, "-") || a == "-":
+			pos, args = append(pos, a), args[1:]
+			continue
+		}
+		cut := len(args)
+		for i, a := range args {
+			if isNegativeNumber(a) {
+				cut = i
+				break
+			}
+		}
+		if err := fs.Parse(args[:cut]); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
 				return nil, err
 			}
 			return nil, &exitError{code: 2, err: err}
 		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			return pos, nil
-		}
-		if rest[0] == "--" {
-			return append(pos, rest[1:]...), nil
-		}
-		pos, args = append(pos, rest[0]), rest[1:]
+		args = append(fs.Args(), args[cut:]...)
 	}
+	return pos, nil
+}
+
+func isNegativeNumber(s string) bool {
+	return len(s) > 1 && s[0] == '-' && (s[1] >= '0' && s[1] <= '9' || s[1] == '.')
 }
