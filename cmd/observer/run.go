@@ -14,6 +14,7 @@ import (
 	"github.com/charmbracelet/x/term"
 
 	"observer/internal/telecom"
+	"observer/internal/telecom/export"
 )
 
 func init() {
@@ -25,19 +26,35 @@ func init() {
 // systemFlags are the flags of the commands that run the whole system.
 type systemFlags struct {
 	*configFlags
-	rate  *float64
-	drain *time.Duration
+	rate        *float64
+	drain       *time.Duration
+	metricsAddr *string
 }
 
 func addSystemFlags(fs interface {
 	Float64(string, float64, string) *float64
 	Duration(string, time.Duration, string) *time.Duration
+	String(string, string, string) *string
 }, cf *configFlags) *systemFlags {
 	return &systemFlags{
 		configFlags: cf,
 		rate:        fs.Float64("rate", -1, "load generator rate in calls/s (default from the config: 50)"),
 		drain:       fs.Duration("drain", 5*time.Second, "on SIGINT/SIGTERM, how long calls in flight may finish"),
+		metricsAddr: fs.String("metrics-addr", "", "serve Prometheus metrics at `host:port`/metrics (off by default; a missing host means 127.0.0.1)"),
 	}
+}
+
+// serveMetrics starts the metrics endpoint if --metrics-addr was given.
+func (f *systemFlags) serveMetrics(e *env, sys *telecom.System) (stop func(), err error) {
+	if *f.metricsAddr == "" {
+		return func() {}, nil
+	}
+	srv, addr, err := export.Serve(sys, *f.metricsAddr)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(e.stderr, "observer: metrics at http://%s/metrics\n", addr)
+	return func() { _ = srv.Close() }, nil
 }
 
 func (f *systemFlags) load() (telecom.Config, error) {
@@ -72,9 +89,9 @@ func runSystem(e *env, args []string) error {
 		return err
 	}
 	if f, ok := e.stdout.(*os.File); !ok || !term.IsTerminal(f.Fd()) {
-		return headless(e, cfg, *sf.drain, 0)
+		return headless(e, cfg, sf, 0)
 	}
-	return runUI(e, cfg, *sf.drain, opts)
+	return runUI(e, cfg, sf, opts)
 }
 
 func runHeadless(e *env, args []string) error {
@@ -92,7 +109,7 @@ func runHeadless(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	return headless(e, cfg, *sf.drain, *duration)
+	return headless(e, cfg, sf, *duration)
 }
 
 // signalContext is cancelled by SIGINT or SIGTERM.
@@ -100,11 +117,18 @@ func signalContext() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 }
 
-func headless(e *env, cfg telecom.Config, drain, duration time.Duration) error {
+func headless(e *env, cfg telecom.Config, sf *systemFlags, duration time.Duration) error {
 	sys, err := telecom.Start(cfg)
 	if err != nil {
 		return err
 	}
+	stopMetrics, err := sf.serveMetrics(e, sys)
+	if err != nil {
+		sys.Stop(0)
+		return err
+	}
+	defer stopMetrics()
+	drain := *sf.drain
 	ctx, cancel := signalContext()
 	defer cancel()
 	if duration > 0 {

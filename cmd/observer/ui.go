@@ -45,17 +45,23 @@ func (f *uiFlags) options() (ui.Options, error) {
 
 // runUI runs the terminal UI over a running system until the user quits
 // or a signal arrives, then stops the system in order.
-func runUI(e *env, cfg telecom.Config, drain time.Duration, opts ui.Options) error {
+func runUI(e *env, cfg telecom.Config, sf *systemFlags, opts ui.Options) error {
 	sys, err := telecom.Start(cfg)
 	if err != nil {
 		return err
 	}
+	stopMetrics, err := sf.serveMetrics(e, sys)
+	if err != nil {
+		sys.Stop(0)
+		return err
+	}
+	defer stopMetrics()
 	ctx, cancel := signalContext()
 	defer cancel()
 	src := live.New(sys)
 	err = ui.Run(ctx, src, opts)
 	fmt.Fprintln(e.stderr, "observer: stopping, draining calls in flight")
-	sys.Stop(drain)
+	sys.Stop(*sf.drain)
 	return err
 }
 
