@@ -21,7 +21,7 @@ const timelineSpan = 60 * time.Second
 
 // foldAbove is the child count above which a supervisor starts folded:
 // a pool of thousands of sessions would bury the rest of the tree.
-const foldAbove = 50
+const foldAbove = 16
 
 // treeRow is one visible line of the supervision tree.
 type treeRow struct {
