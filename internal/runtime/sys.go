@@ -28,6 +28,7 @@ const (
 	sysChangeCode
 	sysStatistics
 	sysTrace
+	sysFormatState
 )
 
 // SysCall is the body of a system message.
@@ -82,6 +83,13 @@ func (p *Process) handleSys(m *sysRequest) {
 		} else {
 			from.Reply(ErrNotSys)
 		}
+	case sysFormatState:
+		h, ok := p.beh.(SysHandler)
+		if !ok {
+			from.Reply(ErrNotSys)
+			return
+		}
+		from.Reply(formatState(h))
 	case sysReplaceState:
 		h, ok := p.beh.(SysHandler)
 		if !ok {
@@ -132,6 +140,18 @@ func (p *Process) handleSys(m *sysRequest) {
 	}
 }
 
+// formatState prints the state inside the process, so the text is taken
+// while nothing else can change the state; a String method that panics
+// gives an error text rather than a crash.
+func formatState(h SysHandler) (out string) {
+	defer func() {
+		if x := recover(); x != nil {
+			out = fmt.Sprintf("<state could not be printed: %v>", x)
+		}
+	}()
+	return fmt.Sprintf("%+v", h.SysState())
+}
+
 // SysRequest sends a system message and waits for its answer; an answer
 // that is an error is returned as the error.
 func (n *Node) SysRequest(to Target, c *SysCall, timeout time.Duration) (any, error) {
@@ -164,6 +184,10 @@ func SysChangeCode(module any, version string, extra any) *SysCall {
 
 // SysStatistics builds the system message of sys:statistics(Pid, true|false).
 func SysStatistics(on bool) *SysCall { return &SysCall{op: sysStatistics, on: on} }
+
+// SysFormatState builds a system message that returns the state printed
+// as text inside the process (what the observer shows).
+func SysFormatState() *SysCall { return &SysCall{op: sysFormatState} }
 
 // SysTrace builds the system message of sys:trace(Pid, true|false).
 func SysTrace(on bool) *SysCall { return &SysCall{op: sysTrace, on: on} }

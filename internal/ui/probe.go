@@ -77,7 +77,7 @@ func (e *liveEnv) events(buf []runtime.Event, limit int) ([]runtime.Event, uint6
 	return buf, e.sub.Lost()
 }
 func (e *liveEnv) getState(pid runtime.PID, timeout time.Duration) (any, error) {
-	return sys.GetState(e.node, pid, timeout)
+	return sys.FormatState(e.node, pid, timeout)
 }
 func (e *liveEnv) statistics(pid runtime.PID) (runtime.Statistics, bool) {
 	return e.node.StatisticsOf(pid)

@@ -488,3 +488,12 @@ func TestFailedStartFreesTheNameBeforeReturning(t *testing.T) {
 		}
 	}
 }
+
+func TestFormatStateIsMadeInsideTheProcess(t *testing.T) {
+	n := runtime.NewNode(runtime.Options{})
+	pid := start(t, n, &counter{}, nil)
+	genserver.Call(n, pid, incr{41}, wait)
+	if s, err := sys.FormatState(n, pid, wait); err != nil || s != "41" {
+		t.Fatalf("%q %v", s, err)
+	}
+}

@@ -31,6 +31,17 @@ func GetState(n *runtime.Node, to runtime.Target, timeout time.Duration) (any, e
 	return n.SysRequest(to, runtime.SysGetState(), timeout)
 }
 
+// FormatState returns the behaviour's state printed as text. The text is
+// made inside the process, so reading it never races with the process
+// changing its state, as formatting the value GetState returns could.
+func FormatState(n *runtime.Node, to runtime.Target, timeout time.Duration) (string, error) {
+	v, err := n.SysRequest(to, runtime.SysFormatState(), timeout)
+	if err != nil {
+		return "", err
+	}
+	return v.(string), nil
+}
+
 // ReplaceState replaces the state with fn(state) and returns the new state
 // (sys:replace_state/3).
 func ReplaceState(n *runtime.Node, to runtime.Target, fn func(any) any, timeout time.Duration) (any, error) {
