@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -29,6 +30,7 @@ type systemFlags struct {
 	rate        *float64
 	drain       *time.Duration
 	metricsAddr *string
+	reload      *reloadFlags // set by the commands that keep the system running
 }
 
 func addSystemFlags(fs interface {
@@ -69,9 +71,54 @@ func (f *systemFlags) load() (telecom.Config, error) {
 	return cfg, cfg.Validate()
 }
 
+// reloadFlags are the flags of the commands that keep the system running:
+// files loaded at start and, with --watch, reloaded when they change.
+type reloadFlags struct {
+	rules, costs *string
+	watch        *bool
+}
+
+func addReloadFlags(fs *flag.FlagSet) *reloadFlags {
+	return &reloadFlags{
+		rules: fs.String("rules", "", "rating rules `file` of billing_engine_server version 2 (default: the embedded rules)"),
+		costs: fs.String("costs", "", "trunk costs `file` of least-cost routing, call_router_server version 2 (default: the embedded costs)"),
+		watch: fs.Bool("watch", false, "reload the --routes, --rules and --costs files when they change (checked every second)"),
+	}
+}
+
+func (f *reloadFlags) files(cfg telecom.Config) telecom.ReloadFiles {
+	return telecom.ReloadFiles{Routes: cfg.Router.Routes, Rules: *f.rules, Costs: *f.costs}
+}
+
+// check refuses --watch with nothing to watch, before the system starts.
+func (f *reloadFlags) check(cfg telecom.Config) error {
+	if f != nil && *f.watch && f.files(cfg).Empty() {
+		return usageError("--watch needs a file to watch: --routes (or router.routes in the config), --rules or --costs")
+	}
+	return nil
+}
+
+// start loads the rules and costs files into a started system and, with
+// --watch, watches every named file until ctx ends, passing each reload's
+// outcome to log.
+func (f *reloadFlags) start(ctx context.Context, sys *telecom.System, cfg telecom.Config, log func(string)) error {
+	if f == nil {
+		return nil
+	}
+	files := f.files(cfg)
+	if err := sys.LoadFiles(files); err != nil {
+		return err
+	}
+	if *f.watch {
+		sys.Watch(ctx, files, time.Second, log)
+	}
+	return nil
+}
+
 func runSystem(e *env, args []string) error {
 	fs := newFlags(e, "run", "", "Runs the telecom system with the terminal UI. When standard output is not a terminal it runs headless.")
 	sf := addSystemFlags(fs, addConfigFlags(fs))
+	sf.reload = addReloadFlags(fs)
 	uf := addUIFlags(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
@@ -88,6 +135,9 @@ func runSystem(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := sf.reload.check(cfg); err != nil {
+		return err
+	}
 	if f, ok := e.stdout.(*os.File); !ok || !term.IsTerminal(f.Fd()) {
 		return headless(e, cfg, sf, 0)
 	}
@@ -97,6 +147,7 @@ func runSystem(e *env, args []string) error {
 func runHeadless(e *env, args []string) error {
 	fs := newFlags(e, "headless", "", "Runs the telecom system without the UI and prints one status line per second until SIGINT or SIGTERM.")
 	sf := addSystemFlags(fs, addConfigFlags(fs))
+	sf.reload = addReloadFlags(fs)
 	duration := fs.Duration("duration", 0, "stop after this long (0 runs until a signal)")
 	pos, err := parse(fs, args)
 	if err != nil {
@@ -107,6 +158,9 @@ func runHeadless(e *env, args []string) error {
 	}
 	cfg, err := sf.load()
 	if err != nil {
+		return err
+	}
+	if err := sf.reload.check(cfg); err != nil {
 		return err
 	}
 	return headless(e, cfg, sf, *duration)
@@ -131,6 +185,18 @@ func headless(e *env, cfg telecom.Config, sf *systemFlags, duration time.Duratio
 	drain := *sf.drain
 	ctx, cancel := signalContext()
 	defer cancel()
+	// Reloads are logged from the loop below, so their lines and the
+	// status lines never interleave.
+	logs := make(chan string, 16)
+	if err := sf.reload.start(ctx, sys, cfg, func(msg string) {
+		select {
+		case logs <- msg:
+		case <-ctx.Done():
+		}
+	}); err != nil {
+		sys.Stop(0)
+		return err
+	}
 	if duration > 0 {
 		var c2 context.CancelFunc
 		ctx, c2 = context.WithTimeout(ctx, duration)
@@ -148,6 +214,8 @@ func headless(e *env, cfg telecom.Config, sf *systemFlags, duration time.Duratio
 			return nil
 		case <-sys.Apps.Done():
 			return fmt.Errorf("the node terminated: %v", sys.Apps.Err())
+		case msg := <-logs:
+			fmt.Fprintln(e.stdout, msg)
 		case <-tick.C:
 			st := sys.Status()
 			printStatus(e.stdout, st, last)

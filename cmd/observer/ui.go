@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"strings"
@@ -58,8 +59,17 @@ func runUI(e *env, cfg telecom.Config, sf *systemFlags, opts ui.Options) error {
 	defer stopMetrics()
 	ctx, cancel := signalContext()
 	defer cancel()
+	// Reloads show in the UI's event log; the watch stops before the
+	// system does.
+	wctx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	if err := sf.reload.start(wctx, sys, cfg, nil); err != nil {
+		sys.Stop(0)
+		return err
+	}
 	src := live.New(sys)
 	err = ui.Run(ctx, src, opts)
+	stopWatch()
 	fmt.Fprintln(e.stderr, "observer: stopping, draining calls in flight")
 	sys.Stop(*sf.drain)
 	return err

@@ -37,6 +37,7 @@ type Billing struct {
 	rejected atomic.Uint64
 	retried  atomic.Uint64
 	unbilled atomic.Uint64 // completed calls that could not be charged in time
+	rating   billingRating // how calls are priced: see rules.go
 
 	mu   sync.Mutex
 	last string // last charge error, for the observer
@@ -62,6 +63,7 @@ func (b *Billing) Pool() *Pool { return b.pool }
 // BillingStats are the billing counters the observer shows.
 type BillingStats struct {
 	Charged, Rejected, Retried, Unbilled uint64
+	Free                                 uint64 // completed calls rated at zero: nothing to charge
 	LastError                            string
 	Ledger                               ledger.Stats
 	Pool                                 PoolStats
@@ -73,7 +75,7 @@ func (b *Billing) Stats() BillingStats {
 	last := b.last
 	b.mu.Unlock()
 	return BillingStats{Charged: b.charged.Load(), Rejected: b.rejected.Load(), Retried: b.retried.Load(),
-		Unbilled: b.unbilled.Load(), LastError: last, Ledger: b.ledger.Stats(), Pool: b.pool.Stats()}
+		Unbilled: b.unbilled.Load(), Free: b.rating.free.Load(), LastError: last, Ledger: b.ledger.Stats(), Pool: b.pool.Stats()}
 }
 
 // SupervisorSpec is billing_sup's child spec.
@@ -96,9 +98,11 @@ func (b *Billing) SupervisorSpec() supervisor.ChildSpec {
 	}
 }
 
-// Start is billing_engine_server's start function.
+// Start is billing_engine_server's start function. It starts the module's
+// current version, so a restart after an upgrade comes back upgraded.
 func (b *Billing) Start(p *runtime.Process) (runtime.PID, error) {
-	return genserver.StartLink(p, &billingServer{b: b}, nil, genserver.Options{Name: BillingName, Module: BillingName, Version: "1"})
+	mod, vsn := b.current()
+	return genserver.StartLink(p, mod, nil, genserver.Options{Name: BillingName, Module: BillingName, Version: vsn})
 }
 
 type chargeReq struct {
@@ -133,9 +137,13 @@ func Retryable(err error) bool {
 		errors.Is(err, ledger.ErrOutcomeUnknown)
 }
 
-// Rate prices a call: its duration at the per-minute tariff, rounded up to
-// the cent, at least one cent.
+// Rate prices a call as the running billing version does: version 1 at
+// the flat per-minute tariff, rounded up to the cent, at least one cent;
+// version 2 by the rating rules (see Rules.Rate).
 func (b *Billing) Rate(cdr CDR) money.Amount {
+	if rs := b.rating.active.Load(); rs != nil {
+		return rs.Rate(cdr, b.tariff)
+	}
 	ms := int64(cdr.Duration / time.Millisecond)
 	cents := (ms*int64(b.tariff) + 59_999) / 60_000
 	return money.Amount(max(cents, 1))
@@ -146,7 +154,15 @@ func (b *Billing) Rate(cdr CDR) money.Amount {
 // the txnID makes every retry charge at most once.
 func (b *Billing) ChargeCDR(c runtime.Caller, cdr CDR, deadline time.Duration) error {
 	txn := "CDR-" + cdr.CallID
+	// Rated once, before the first attempt: every retry then carries the
+	// same amount, which the ledger's idempotency check requires, even if
+	// the rating changes meanwhile.
 	amt := b.Rate(cdr)
+	if amt == 0 {
+		// A free call has nothing to charge, and the ledger refuses zero.
+		b.rating.free.Add(1)
+		return nil
+	}
 	end := time.Now().Add(deadline)
 	backoff := time.Millisecond
 	for {
@@ -182,6 +198,9 @@ func (s *billingServer) Init(p *runtime.Process, _ any) genserver.Result {
 	if err != nil {
 		return genserver.Stop(fmt.Errorf("billing: reading the ledger: %w", err), nil)
 	}
+	// Version 1 rates at the flat tariff, also when it restarts after a
+	// process alone was moved to version 2.
+	s.b.rating.active.Store(nil)
 	return genserver.Ok(&billingState{recent: recent})
 }
 
@@ -204,6 +223,8 @@ func (s *billingServer) HandleCall(p *runtime.Process, req any, from runtime.Fro
 			from.Reply(chargeReply{rec, err})
 		}()
 		return genserver.NoReply(state)
+	case rulesReq:
+		return s.setRules(r, state)
 	}
 	return genserver.Reply(fmt.Errorf("%s: unknown request %T", BillingName, req), state)
 }
@@ -233,10 +254,18 @@ func (b *Billing) startWorker(p *runtime.Process) (runtime.PID, error) {
 }
 
 func (w *dbWorker) Init(p *runtime.Process, _ any) genserver.Result {
-	conn, err := w.b.ledger.Conn(p.Context())
+	ctx := p.Context()
+	conn, err := w.b.ledger.Conn(ctx)
 	if err != nil {
 		return genserver.Stop(err, nil)
 	}
+	// A worker killed with its pool runs no Terminate; its connection is
+	// closed when its context ends, so a restarted pool finds the
+	// database's connections free again.
+	go func() {
+		<-ctx.Done()
+		_ = conn.Close()
+	}()
 	return genserver.Ok(conn)
 }
 
@@ -257,14 +286,6 @@ func (w *dbWorker) HandleCast(p *runtime.Process, _ any, state any) genserver.Re
 
 func (w *dbWorker) HandleInfo(p *runtime.Process, _ any, state any) genserver.Result {
 	return genserver.NoReply(state)
-}
-
-// Terminate closes the connection on a clean stop; a killed worker's
-// connection is closed by the ledger when its context ends.
-func (w *dbWorker) Terminate(p *runtime.Process, _ any, state any) {
-	if c, ok := state.(*ledger.Conn); ok {
-		_ = c.Close()
-	}
 }
 
 // query runs fn on a pool worker's connection.

@@ -183,3 +183,22 @@ func TestCompletedCallsAreChargedExactlyOnce(t *testing.T) {
 		t.Fatalf("%d charges for %d completed calls (%d unbilled)", rep.Charges, completed, st.Unbilled)
 	}
 }
+
+func TestKillTheDBPoolFreesItsConnections(t *testing.T) {
+	s := startSystem(t, quiet(t))
+	for round := 0; round < 3; round++ {
+		pool, _ := s.Node.Whereis(PoolName)
+		w := s.Node.Monitor(pool)
+		s.Node.Exit(pool, runtime.Kill)
+		<-w.C
+		// rest_for_one brings back db_pool and billing_engine_server; the
+		// new workers get connections and reads work again.
+		eventually(t, func() bool {
+			_, err := s.Billing.Recent(s.Node, 1)
+			return err == nil
+		})
+		if _, err := s.Billing.Charge(s.Node, fmt.Sprintf("P-%d", round), "ACC-001", mustAmount(t, "1.00"), wait); err != nil && !Retryable(err) {
+			t.Fatalf("round %d: %v", round, err)
+		}
+	}
+}

@@ -83,6 +83,7 @@ type BillingConfig struct {
 	PoolSize    int    `toml:"pool_size"`    // db_pool workers
 	MaxOverflow int    `toml:"max_overflow"` // extra workers under load
 	Tariff      string `toml:"tariff"`       // default price per minute, e.g. "0.10"
+	ChargeCalls bool   `toml:"charge_calls"` // charge each completed call before its session ends
 }
 
 // ChaosConfig configures the chaos monkey.
@@ -116,7 +117,7 @@ func DefaultConfig() Config {
 			Accounts:     10000,
 			Enabled:      true,
 		},
-		Billing: BillingConfig{DataDir: DefaultDataDir(), PoolSize: 4, MaxOverflow: 4, Tariff: "0.10"},
+		Billing: BillingConfig{DataDir: DefaultDataDir(), PoolSize: 4, MaxOverflow: 4, Tariff: "0.10", ChargeCalls: true},
 		Chaos:   ChaosConfig{Rate: 2, Kinds: []string{"kill"}},
 	}
 }

@@ -19,6 +19,10 @@ var Commands = []struct{ Usage, Help string }{
 	{"closed N", "closed-loop load with N calls in flight (0: back to open loop)"},
 	{"trunk NAME RATE", "set a trunk's failure rate (0..1)"},
 	{"routes FILE", "reload the routing table from a file"},
+	{"costs FILE", "reload the trunk costs of least-cost routing (call_router_server 2) from a file"},
+	{"rules FILE", "reload the rating rules (billing_engine_server 2) from a file"},
+	{"modules", "list the hot-reloadable modules with their versions and processes"},
+	{"upgrade MODULE|all VERSION", "move every process of a module (or router and billing) to a version; older downgrades"},
 	{"metrics", "print routed, failed and dropped calls"},
 	{"help", "list the commands"},
 }
@@ -126,10 +130,27 @@ func (s *System) Exec(line string) (string, error) {
 		if err := want(1, "routes FILE"); err != nil {
 			return "", err
 		}
-		if err := s.Router.LoadTable(s.Node, args[0], CallTimeout); err != nil {
+		return s.ReloadRoutes(args[0])
+	case "costs":
+		if err := want(1, "costs FILE"); err != nil {
 			return "", err
 		}
-		return "routing table reloaded from " + args[0], nil
+		return s.ReloadCosts(args[0])
+	case "rules":
+		if err := want(1, "rules FILE"); err != nil {
+			return "", err
+		}
+		return s.ReloadRules(args[0])
+	case "modules":
+		if err := want(0, "modules"); err != nil {
+			return "", err
+		}
+		return s.modulesText(), nil
+	case "upgrade":
+		if err := want(2, "upgrade MODULE|all VERSION"); err != nil {
+			return "", err
+		}
+		return s.upgradeText(args[0], args[1])
 	case "metrics":
 		m := s.Router.Metrics()
 		var failed uint64

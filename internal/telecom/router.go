@@ -42,6 +42,8 @@ type Router struct {
 	base   routing.Metrics    // counters of router processes that have exited
 	prev   *routing.Router    // the previous process's router, folded into base
 	onDrop func()             // tests observe drops
+
+	lcr leastCostConfig // version 2's costs and the module registry: see routerv2.go
 }
 
 type routerInstance struct {
@@ -156,12 +158,10 @@ func (rt *Router) Metrics() routing.Metrics {
 	return m
 }
 
-// Table returns the routing table in use (the configured one while the
-// router process is down).
+// Table returns the routing table as configured, the one last loaded from
+// its file. Router version 2 routes over a cost-ordered copy of it, which
+// would show its priorities rewritten.
 func (rt *Router) Table() *routing.Table {
-	if inst := rt.cur.Load(); inst != nil {
-		return inst.r.Table()
-	}
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
 	return rt.table
@@ -178,10 +178,13 @@ func (rt *Router) Trunks() []routing.TrunkStatus {
 // Name is a registered name as a call target.
 type Name = runtime.Name
 
-// StartRouter is the child start function of call_router_server.
+// StartRouter is the child start function of call_router_server. It
+// starts the module's current version, so a restart after an upgrade
+// comes back upgraded.
 func (rt *Router) StartRouter(p *runtime.Process) (runtime.PID, error) {
-	return genserver.StartLink(p, &routerServer{rt: rt}, nil, genserver.Options{
-		Name: RouterName, Module: "call_router_server", Version: "1",
+	mod, vsn := rt.current()
+	return genserver.StartLink(p, mod, nil, genserver.Options{
+		Name: RouterName, Module: RouterModule, Version: vsn,
 	})
 }
 
@@ -190,7 +193,17 @@ func (rt *Router) StartRouter(p *runtime.Process) (runtime.PID, error) {
 type routerServer struct{ rt *Router }
 
 func (s *routerServer) Init(p *runtime.Process, _ any) genserver.Result {
-	rt := s.rt
+	r, err := s.rt.startRouting(p, nil)
+	if err != nil {
+		return genserver.Stop(err, nil)
+	}
+	return genserver.Ok(r)
+}
+
+// startRouting builds a router process's routing.Router over the
+// configured table, passed through order when set (version 2 orders trunks
+// by cost), and publishes it for the fast path.
+func (rt *Router) startRouting(p *runtime.Process, order func(*routing.Table) (*routing.Table, error)) (*routing.Router, error) {
 	r := routing.New(nil, routing.Config{
 		FailureThreshold: uint32(rt.cfg.FailureThreshold),
 		CoolDown:         rt.cfg.CoolDown.Duration,
@@ -214,12 +227,18 @@ func (s *routerServer) Init(p *runtime.Process, _ any) genserver.Result {
 	}
 	rt.prev = r
 	rt.mu.Unlock()
+	if order != nil {
+		var err error
+		if table, err = order(table); err != nil {
+			return nil, err
+		}
+	}
 	if err := r.LoadTable(table); err != nil {
-		return genserver.Stop(err, nil)
+		return nil, err
 	}
 	rt.cur.Store(&routerInstance{owner: p.Self(), r: r})
 	scheduleTick(p)
-	return genserver.Ok(r)
+	return r, nil
 }
 
 func scheduleTick(p *runtime.Process) {
@@ -248,6 +267,10 @@ func (s *routerServer) HandleCall(p *runtime.Process, req any, _ runtime.From, s
 		s.rt.mu.Lock()
 		s.rt.rates[q.trunk] = q.rate
 		s.rt.mu.Unlock()
+		return genserver.Reply(nil, r)
+	case costsReq:
+		// Version 1 routes by weight; it keeps the costs for version 2.
+		s.rt.setCosts(q.costs)
 		return genserver.Reply(nil, r)
 	}
 	return genserver.Reply(fmt.Errorf("call_router_server: unknown request %T", req), r)

@@ -9,7 +9,9 @@ import (
 
 	"observer/internal/runtime"
 	"observer/internal/runtime/app"
+	"observer/internal/runtime/code"
 	"observer/internal/runtime/supervisor"
+	"observer/internal/telecom/chaos"
 	"observer/internal/telecom/ledger"
 )
 
@@ -29,6 +31,12 @@ type System struct {
 	Load     *LoadGen
 	Billing  *Billing
 	Apps     *app.Controller
+	// Code carries the versions of call_router_server and
+	// billing_engine_server that the node can hot-reload between.
+	Code *code.Registry
+	// Chaos is the chaos monkey, chaos_monkey in the tree, switched off
+	// until told otherwise.
+	Chaos *chaos.Monkey
 
 	cdrs atomic.Uint64
 }
@@ -53,9 +61,17 @@ func Start(cfg Config) (*System, error) {
 		l.Close()
 		return nil, err
 	}
-	s := &System{Node: n, Config: cfg, Router: router, Billing: billing, Apps: app.NewController(n)}
+	s := &System{Node: n, Config: cfg, Router: router, Billing: billing, Apps: app.NewController(n), Code: code.NewRegistry(n)}
+	if err := s.registerModules(); err != nil {
+		l.Close()
+		return nil, err
+	}
 	s.Sessions = NewSessions(cfg.Sessions, router, s.bill)
 	s.Load = NewLoadGen(cfg.Load, s.Sessions)
+	if s.Chaos, err = s.newChaos(); err != nil {
+		l.Close()
+		return nil, err
+	}
 	if err := s.Apps.Load(app.Application{Name: AppName, Version: "1", Start: s.startTop}); err != nil {
 		l.Close()
 		return nil, err
@@ -85,6 +101,9 @@ func OpenLedger(cfg BillingConfig) (*ledger.Ledger, error) {
 // bill charges a completed call from its session process.
 func (s *System) bill(p *runtime.Process, cdr CDR) {
 	s.cdrs.Add(1)
+	if !s.Config.Billing.ChargeCalls {
+		return // records are counted only
+	}
 	_ = s.Billing.ChargeCDR(p, cdr, 5*time.Second)
 }
 
@@ -104,10 +123,11 @@ func (s *System) startTop(p *runtime.Process) (runtime.PID, error) {
 	return supervisor.StartLink(p, supervisor.Spec{
 		Flags: supervisor.Flags{Strategy: supervisor.OneForOne, Intensity: 20, Period: 10},
 		Children: []supervisor.ChildSpec{
-			{ID: RouterName, Start: s.Router.StartRouter, Restart: supervisor.Permanent, Module: "call_router_server", Version: "1"},
+			{ID: RouterName, Start: s.Router.StartRouter, Restart: supervisor.Permanent, Module: RouterModule, Version: "1"},
 			s.Billing.SupervisorSpec(),
 			s.Sessions.SupervisorSpec(),
 			{ID: LoadGenName, Start: s.Load.Start, Restart: supervisor.Permanent, Module: LoadGenName, Version: "1"},
+			s.Chaos.ChildSpec(),
 		},
 	}, supervisor.Options{Name: TopSupName, Module: TopSupName})
 }

@@ -35,14 +35,15 @@ type Source struct {
 	verifying  bool
 	verifiedAt time.Time
 
-	// Chaos and Upgrade are set by the binary when those parts run.
+	// Chaos is set by the binary when the chaos monkey runs. Upgrade
+	// defaults to System.UpgradeNext: the next registered version.
 	Chaos   func() (string, error)
 	Upgrade func(pid runtime.PID) (string, error)
 	ChaosOn func() bool
 }
 
 // New returns the source for sys.
-func New(sys *telecom.System) *Source { return &Source{sys: sys} }
+func New(sys *telecom.System) *Source { return &Source{sys: sys, Upgrade: sys.UpgradeNext} }
 
 // Node is the system's node.
 func (s *Source) Node() *runtime.Node { return s.sys.Node }
@@ -62,9 +63,15 @@ func (s *Source) Tree() []ui.SupervisorView {
 			}
 		}
 		for _, c := range info.Children {
+			mod, vsn := c.Module, c.Version
+			// The child spec names the version the child was declared
+			// with; the process knows the one it runs since a code change.
+			if pi := c.PID.Info(); pi.Version != "" {
+				mod, vsn = pi.Module, pi.Version
+			}
 			v.Children = append(v.Children, ui.ChildView{
 				ID: c.ID, PID: c.PID, Status: c.Status.String(), Type: c.Type.String(), Restarts: c.Restarts,
-				LastExit: c.LastExit, LastRestart: c.LastRestart, Module: c.Module, Version: c.Version,
+				LastExit: c.LastExit, LastRestart: c.LastRestart, Module: mod, Version: vsn,
 			})
 		}
 		out = append(out, v)
