@@ -1,0 +1,90 @@
+package bench
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// TestScenarios runs every scenario briefly, in closed loop and in open
+// loop, and requires work done and every correctness check passed. The
+// open loop leaves out the scenarios that start the whole system: they
+// drive their load the same way, and a system start costs a second under
+// the race detector.
+func TestScenarios(t *testing.T) {
+	modes := []struct {
+		name string
+		opts Options
+		skip map[string]bool
+	}{
+		{"closed loop", Options{Duration: 50 * time.Millisecond, Window: 20 * time.Millisecond}, nil},
+		{"open loop", Options{Duration: 50 * time.Millisecond, Window: 20 * time.Millisecond, Rate: 2000},
+			map[string]bool{"call-lifecycle": true, "call-lifecycle-billed": true, "upgrade": true}},
+	}
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			for _, s := range Scenarios() {
+				if m.skip[s.Name] {
+					continue
+				}
+				t.Run(s.Name, func(t *testing.T) {
+					opts := m.opts
+					if s.Concurrency > 64 {
+						opts.Concurrency = 16 // a short run need not place a thousand calls at once
+					}
+					opts.HeldCalls = 200
+					r, err := NewRunner(opts)
+					if err != nil {
+						t.Fatal(err)
+					}
+					res, err := r.Run(context.Background(), s.Name)
+					if err != nil {
+						t.Fatal(err)
+					}
+					checkResult(t, res, m.opts.Rate > 0)
+					for _, p := range res.Phases {
+						checkResult(t, p, m.opts.Rate > 0)
+					}
+				})
+			}
+		})
+	}
+}
+
+func checkResult(t *testing.T, res Result, open bool) {
+	t.Helper()
+	if res.Ops == 0 {
+		t.Errorf("%s %s: no operations", res.Scenario, res.Phase)
+	}
+	if len(res.Checks) < 2 {
+		t.Errorf("%s %s: only %d checks", res.Scenario, res.Phase, len(res.Checks))
+	}
+	for _, c := range res.Checks {
+		if !c.Pass {
+			t.Errorf("%s %s: %s", res.Scenario, res.Phase, c)
+		}
+	}
+	if res.Latency.Count != int64(res.Ops) || res.Latency.P50 <= 0 || res.Latency.Max < res.Latency.P99 {
+		t.Errorf("%s %s: latency %+v for %d ops", res.Scenario, res.Phase, res.Latency, res.Ops)
+	}
+	if len(res.Windows) == 0 {
+		t.Errorf("%s %s: no windows", res.Scenario, res.Phase)
+	}
+	want := "closed"
+	if open {
+		want = "open"
+	}
+	if res.Phase == "" && res.Mode != want {
+		t.Errorf("%s: mode %q, want %q", res.Scenario, res.Mode, want)
+	}
+	if res.Phase == "" && open != (res.StartLag != nil) {
+		t.Errorf("%s: start lag %v in %s loop", res.Scenario, res.StartLag, want)
+	}
+}
+
+func TestUnknownScenario(t *testing.T) {
+	r, _ := NewRunner(Options{})
+	if _, err := r.Run(context.Background(), "teleport"); err == nil {
+		t.Error("an unknown scenario ran")
+	}
+}
