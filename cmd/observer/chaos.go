@@ -485,7 +485,7 @@ func (r *chaosRun) start() error {
 	}
 	r.lives++
 	// No call runs yet, so the sink is replaced before any session reads it.
-	sys.Sessions.SetSink(r.probe.sink(sys.Billing, fmt.Sprintf("%s.%d-", r.runID, r.lives)))
+	sys.Sessions.SetSink(r.probe.sink(sys.Billing, cfg.Billing.ChargeCalls, fmt.Sprintf("%s.%d-", r.runID, r.lives)))
 	if err := sys.Chaos.SetSettings(set); err != nil {
 		sys.Stop(0)
 		return err
@@ -656,14 +656,18 @@ type chaosProbe struct {
 	n     uint64
 }
 
-// sink bills a completed call under the txnID CDR-<tag><call id>, as
-// Billing.ChargeCDR names it. Call IDs start again with each node, so the
-// tag (the run and the incarnation) keeps them apart in the ledger.
-func (pr *chaosProbe) sink(b *telecom.Billing, tag string) func(*runtime.Process, telecom.CDR) {
+// sink bills a completed call, unless the config says not to, under the
+// txnID CDR-<tag><call id>, as Billing.ChargeCDR names it. Call IDs start
+// again with each node, so the tag (the run and the incarnation) keeps
+// them apart in the ledger.
+func (pr *chaosProbe) sink(b *telecom.Billing, charge bool, tag string) func(*runtime.Process, telecom.CDR) {
 	return func(p *runtime.Process, cdr telecom.CDR) {
 		pr.mu.Lock()
 		pr.n++
 		pr.mu.Unlock()
+		if !charge {
+			return
+		}
 		cdr.CallID = tag + cdr.CallID
 		free := b.Rate(cdr) == 0 // nothing to charge, so nothing acknowledged
 		if err := b.ChargeCDR(p, cdr, chaosCDRDeadline); err == nil && !free {

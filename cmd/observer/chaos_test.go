@@ -23,15 +23,6 @@ func shortPlan(t *testing.T, scenario, dir string) chaosPlan {
 	cfg.Load.RingTime = telecom.Duration{Duration: 5 * time.Millisecond}
 	set := chaos.Settings{Rate: 20, FloodMessages: 1000, MemoryBytes: 16 << 20, MemoryHold: 50 * time.Millisecond,
 		CPUSpin: 50 * time.Millisecond, PartitionFor: 100 * time.Millisecond}
-	// Not billing_sup nor the db pool: a killed db_worker never closes its
-	// database connection, and the pool's restart then waits forever for
-	// one (see docs/how-to/chaos.md).
-	switch scenario {
-	case "kill":
-		set.Targets = []string{"call_", "load_", telecom.BillingName}
-	case "supervisor":
-		set.Targets = []string{telecom.CallSupName, telecom.TopSupName}
-	}
 	return chaosPlan{
 		cfg: cfg, scenarios: []string{scenario}, duration: 300 * time.Millisecond, settings: set, load: 200,
 		warmup: 100 * time.Millisecond, measure: 700 * time.Millisecond, window: 300 * time.Millisecond,

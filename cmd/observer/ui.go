@@ -68,6 +68,8 @@ func runUI(e *env, cfg telecom.Config, sf *systemFlags, opts ui.Options) error {
 		return err
 	}
 	src := live.New(sys)
+	src.Chaos = sys.Chaos.Toggle
+	src.ChaosOn = sys.Chaos.Running
 	err = ui.Run(ctx, src, opts)
 	stopWatch()
 	fmt.Fprintln(e.stderr, "observer: stopping, draining calls in flight")

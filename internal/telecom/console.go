@@ -23,6 +23,7 @@ var Commands = []struct{ Usage, Help string }{
 	{"rules FILE", "reload the rating rules (billing_engine_server 2) from a file"},
 	{"modules", "list the hot-reloadable modules with their versions and processes"},
 	{"upgrade MODULE|all VERSION", "move every process of a module (or router and billing) to a version; older downgrades"},
+	{"chaos on|off|rate N|kinds K,...|targets P...|inject KIND", "drive the chaos monkey"},
 	{"metrics", "print routed, failed and dropped calls"},
 	{"help", "list the commands"},
 }
@@ -151,6 +152,8 @@ func (s *System) Exec(line string) (string, error) {
 			return "", err
 		}
 		return s.upgradeText(args[0], args[1])
+	case "chaos":
+		return s.Chaos.Exec(line)
 	case "metrics":
 		m := s.Router.Metrics()
 		var failed uint64

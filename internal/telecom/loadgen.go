@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -23,6 +24,7 @@ const loadTick = 10 * time.Millisecond
 type LoadGen struct {
 	cfg      LoadConfig
 	sessions *Sessions
+	prefix   string // unique to this start of the node
 
 	rate     atomic.Uint64 // float64 bits: calls/s, read by the observer
 	closed   atomic.Bool
@@ -33,7 +35,9 @@ type LoadGen struct {
 
 // NewLoadGen prepares the load generator.
 func NewLoadGen(cfg LoadConfig, sessions *Sessions) *LoadGen {
-	g := &LoadGen{cfg: cfg, sessions: sessions}
+	// Call IDs become billing txnIDs, so they must never repeat across
+	// starts of the node on the same ledger: each start gets its own prefix.
+	g := &LoadGen{cfg: cfg, sessions: sessions, prefix: strconv.FormatInt(time.Now().UnixNano(), 36)}
 	rate := cfg.Rate
 	if !cfg.Enabled {
 		rate = 0
@@ -231,7 +235,7 @@ func (l *loadGen) place(p *runtime.Process, st *loadState, intended time.Time, m
 	}
 	acct := fmt.Sprintf("ACC-%03d", 1+st.rng.IntN(cfg.Accounts))
 	spec := CallSpec{
-		ID:       fmt.Sprintf("CALL-%d-%d", p.Self().ID(), st.next),
+		ID:       fmt.Sprintf("CALL-%s-%d-%d", l.g.prefix, p.Self().ID(), st.next),
 		Caller:   acct,
 		Number:   cfg.Numbers[i],
 		Account:  acct,

@@ -259,7 +259,9 @@ type Monkey struct {
 	// pmu orders partition switching: the deadline is read and the switch
 	// set under it, so a heal never races with a re-cut.
 	pmu            sync.Mutex
+	partitionFrom  time.Time
 	partitionUntil time.Time // zero when no partition is on
+	reachableUntil time.Time // after a heal, no new partition before this
 }
 
 // New prepares the monkey of node n, switched off; ChildSpec puts its
@@ -428,11 +430,26 @@ func (m *Monkey) publish(pid runtime.PID, name, text string, data any) {
 	m.node.Publish(e)
 }
 
-// partition starts a partition lasting d.
+var (
+	errPartitioned = errors.New("a partition is on")
+	errReachable   = errors.New("the ledger stays reachable for as long as the last partition lasted")
+)
+
+// partition starts a partition lasting d. Partitions never overlap, and
+// after one heals the database stays reachable for as long as it was cut
+// off: without that, partitions due at every tick would join into one
+// outage that no retry outlasts.
 func (m *Monkey) partition(d time.Duration) error {
 	m.pmu.Lock()
 	defer m.pmu.Unlock()
-	m.partitionUntil = time.Now().Add(d)
+	now := time.Now()
+	switch {
+	case !m.partitionUntil.IsZero():
+		return errPartitioned
+	case now.Before(m.reachableUntil):
+		return errReachable
+	}
+	m.partitionFrom, m.partitionUntil = now, now.Add(d)
 	return m.opts.Partition(true)
 }
 
@@ -466,7 +483,8 @@ func (m *Monkey) healLocked() {
 	if m.partitionUntil.IsZero() {
 		return
 	}
-	m.partitionUntil = time.Time{}
+	now := time.Now()
+	m.partitionUntil, m.reachableUntil = time.Time{}, now.Add(now.Sub(m.partitionFrom))
 	if err := m.opts.Partition(false); err != nil {
 		m.publish(runtime.PID{}, "", EventPrefix+"partition heal failed: "+err.Error(), nil)
 		return

@@ -461,4 +461,8 @@ func TestPartitionHealsByItself(t *testing.T) {
 	if _, found, err := s.Billing.Ledger().FindCharge(t.Context(), "CDR-CALL-HEAL"); err != nil || !found {
 		t.Fatalf("the charge is not in the ledger: %v %v", found, err)
 	}
+	// The database stays reachable for as long as it was cut off.
+	if _, err := s.Chaos.Inject(chaos.Partition); err == nil || !strings.Contains(err.Error(), "stays reachable") {
+		t.Fatalf("a partition right after the heal: %v", err)
+	}
 }

@@ -180,12 +180,12 @@ func (s *server) prepare(p *runtime.Process, st *monkeyState, kind Kind) (Fault,
 		if s.m.opts.Partition == nil {
 			return f, errors.New("this system has no partition switch")
 		}
-		if s.m.Partitioned() {
-			return f, errBusy
-		}
 		d := set.partitionFor()
 		f.Detail = fmt.Sprintf("the ledger's database is unreachable for %v", d)
-		if err := s.m.partition(d); err != nil {
+		switch err := s.m.partition(d); {
+		case errors.Is(err, errPartitioned) || errors.Is(err, errReachable):
+			return f, err
+		case err != nil:
 			// The switch is on; the cut is applied again at the next check.
 			f.Detail += " (" + err.Error() + ")"
 		}
