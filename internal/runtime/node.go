@@ -21,17 +21,34 @@ type Options struct {
 
 const tableShards = 64
 
+// The process table maps a process number to its process. Numbers are
+// handed out in order, so the table is made of pages of consecutive numbers,
+// found by page number in a sharded map: a spawn writes one pointer into a
+// page that is usually already there, which is cheaper and touches less
+// memory than a map entry per process. A page is freed when its last
+// process exits, once all its numbers have been handed out.
+const (
+	pageBits = 6
+	pageSize = 1 << pageBits
+)
+
+type procPage struct {
+	procs [pageSize]*Process
+	live  int
+}
+
 type tableShard struct {
-	mu sync.RWMutex
-	m  map[uint64]*Process
-	_  [40]byte // keep shards on separate cache lines
+	mu    sync.RWMutex
+	pages map[uint64]*procPage // by process number >> pageBits
+	_     [40]byte             // keep shards on separate cache lines
 }
 
 // Node is one runtime instance: its processes, registry and event stream.
 // Tests create a node each; the observer binary runs one.
 type Node struct {
-	maxProcs int
-	started  time.Time
+	maxProcs    int
+	started     time.Time
+	startedUnix int64 // started in Unix nanoseconds
 
 	nextID  atomic.Uint64
 	nextRef atomic.Uint64
@@ -47,20 +64,27 @@ type Node struct {
 	regMu sync.RWMutex
 	names map[string]*Process
 
-	events eventBus
-	sched  scheduler
+	events    eventBus
+	sched     scheduler
+	deadlines [deadlineShards]deadlineShard
+	sweeper   callSweeper
 }
 
 // NewNode starts an empty node.
 func NewNode(opts Options) *Node {
-	n := &Node{maxProcs: opts.MaxProcesses, started: time.Now(), names: make(map[string]*Process)}
+	now := time.Now()
+	n := &Node{maxProcs: opts.MaxProcesses, started: now, startedUnix: now.UnixNano(), names: make(map[string]*Process)}
 	n.sched.work = make(chan *Process)
 	if n.maxProcs <= 0 {
 		n.maxProcs = DefaultMaxProcesses
 	}
 	for i := range n.shards {
-		n.shards[i].m = make(map[uint64]*Process)
+		n.shards[i].pages = make(map[uint64]*procPage)
 	}
+	for i := range n.deadlines {
+		n.deadlines[i].node = n
+	}
+	n.sweeper.node = n
 	return n
 }
 
@@ -70,13 +94,16 @@ func (n *Node) MaxProcesses() int { return n.maxProcs }
 // MakeRef returns a reference unique on this node (make_ref/0).
 func (n *Node) MakeRef() Ref { return Ref{n.nextRef.Add(1)} }
 
-func (n *Node) shard(id uint64) *tableShard { return &n.shards[id%tableShards] }
+func (n *Node) shard(id uint64) *tableShard { return &n.shards[(id>>pageBits)%tableShards] }
 
 // Lookup returns the live process with the given number.
 func (n *Node) Lookup(id uint64) (PID, bool) {
 	s := n.shard(id)
 	s.mu.RLock()
-	p := s.m[id]
+	var p *Process
+	if pg := s.pages[id>>pageBits]; pg != nil {
+		p = pg.procs[id&(pageSize-1)]
+	}
 	s.mu.RUnlock()
 	if p == nil {
 		return PID{}, false
@@ -102,15 +129,31 @@ func (n *Node) ProcessCount() int { return int(n.count.Load()) }
 
 func (n *Node) insert(p *Process) {
 	s := n.shard(p.id)
+	key := p.id >> pageBits
 	s.mu.Lock()
-	s.m[p.id] = p
+	pg := s.pages[key]
+	if pg == nil {
+		pg = new(procPage)
+		s.pages[key] = pg
+	}
+	pg.procs[p.id&(pageSize-1)] = p
+	pg.live++
 	s.mu.Unlock()
 }
 
 func (n *Node) remove(p *Process) {
 	s := n.shard(p.id)
+	key := p.id >> pageBits
 	s.mu.Lock()
-	delete(s.m, p.id)
+	if pg := s.pages[key]; pg != nil && pg.procs[p.id&(pageSize-1)] == p {
+		pg.procs[p.id&(pageSize-1)] = nil
+		pg.live--
+		// A page whose numbers are not all handed out yet stays, or a
+		// process spawned and exiting alone would allocate it every time.
+		if pg.live == 0 && (key+1)<<pageBits <= n.nextID.Load() {
+			delete(s.pages, key)
+		}
+	}
 	s.mu.Unlock()
 }
 
@@ -122,8 +165,12 @@ func (n *Node) each(fn func(*Process)) {
 		s := &n.shards[i]
 		s.mu.RLock()
 		batch = batch[:0]
-		for _, p := range s.m {
-			batch = append(batch, p)
+		for _, pg := range s.pages {
+			for _, p := range pg.procs {
+				if p != nil {
+					batch = append(batch, p)
+				}
+			}
 		}
 		s.mu.RUnlock()
 		for _, p := range batch {

@@ -44,51 +44,95 @@ type ModuleInfo struct {
 }
 
 // downReceiver is who a monitor notifies: a process (a DownMsg in its
-// mailbox), a Watch (a channel) or a pending call (its reply slot).
+// mailbox) or a Watch (a channel). Pending calls are kept apart, in the
+// callee's calls list.
 type downReceiver interface{ deliverDown(DownMsg) }
 
 // Process is a running process. Its methods that act as the process (Send,
 // Receive, Link, Monitor, Exit, TrapExit, Call, Spawn) may be called only
 // from the process's own code; the rest are safe from anywhere.
+//
+// The struct holds what every process needs; what only some use (a body's
+// function and wake channel, a context, system messages, a call slot) is in
+// procExt, allocated on first use, which keeps a spawn to one 240-byte
+// object.
 type Process struct {
+	// The fields are laid out for the cache. Senders write the lock, the
+	// mailbox and its counters, the middle of the struct; the drainer reads
+	// beh, tracing and flags for every message, so they share the first
+	// line with fields that never change; and the first and last 64 bytes,
+	// which may share a cache line with the neighbouring process, are
+	// written rarely.
 	id      uint64
 	node    *Node
 	parent  PID
-	mode    procMode
 	beh     Behaviour
-	body    func(*Process)
 	started int64
 
-	mu          sync.Mutex
-	mb          mailbox
-	sysq        []any
+	trapExit atomic.Bool
+	tracing  atomic.Bool
+	flags    atomic.Uint32 // flagDead, flagSys, flagHibernate
+
+	mode        procMode // set at spawn, then read-only
+	zombie      bool     // guarded by mu, like the bools below
+	initPending bool     // behaviour: Init has not run yet
+	swept       bool     // on the node's call sweeper's list
+
+	mu          sync.Mutex // guards the fields down to links, and the bools above
 	dead        bool
 	scheduled   bool // behaviour: a goroutine is draining the mailbox
 	inHandler   bool // code of this process is running
 	waiting     bool // body: blocked in Receive
 	suspended   bool
 	hibernating bool
-	zombie      bool
-	name        string
-	links       map[*Process]struct{}
-	monitors    map[uint64]downReceiver // monitors on this process, by ref
-	watching    map[uint64]*Process     // monitors this process holds, by ref
-	ctx         context.Context
-	cancel      context.CancelFunc
-	wake        chan struct{}
-	reason      any
-	statsBase   *statsBase
+	mb          mailbox
+	mbLen       atomic.Int64
+	msgsIn      atomic.Uint64
+	calls       *callSlot // pending calls to this process (their monitors)
+	ext         atomic.Pointer[procExt]
 
-	deadFlag     atomic.Bool
-	trapExit     atomic.Bool
-	tracing      atomic.Bool
-	mbLen        atomic.Int64
-	msgsIn       atomic.Uint64
 	msgsOut      atomic.Uint64
 	handlerNanos atomic.Int64
-	module       atomic.Pointer[ModuleInfo]
+
+	links     map[*Process]struct{}
+	monitors  map[uint64]downReceiver // monitors on this process, by ref
+	watching  map[uint64]*Process     // monitors this process holds, by ref
+	statsBase *statsBase
+	module    atomic.Pointer[ModuleInfo]
+	name      string
+	reason    any
 }
 
+// procExt is the part of a process that only some processes use. A body
+// process gets it at spawn; others when first needed, under the lock.
+type procExt struct {
+	body   func(*Process)           // body process: its function
+	wake   chan struct{}            // body process: wakes Receive
+	ctx    context.Context          // guarded by mu
+	cancel context.CancelFunc       // guarded by mu
+	sysq   []any                    // system messages, guarded by mu
+	slot   atomic.Pointer[callSlot] // where the process's own calls wait
+}
+
+// extLocked returns p's procExt, allocating it (p.mu held).
+func (p *Process) extLocked() *procExt {
+	x := p.ext.Load()
+	if x == nil {
+		x = new(procExt)
+		p.ext.Store(x)
+	}
+	return x
+}
+
+// flags mirror state that the drainer checks between a batch's messages
+// without taking the lock.
+const (
+	flagDead      uint32 = 1 << iota // the process is dead (dead)
+	flagSys                          // system messages are queued
+	flagHibernate                    // the code asked to hibernate (hibernating)
+)
+
+// initMsg is the message a behaviour's Init runs for in traces.
 type initMsg struct{}
 
 func (n *Node) spawn(parent *Process, mode procMode, body func(*Process), beh Behaviour, opts SpawnOpts) (*Process, error) {
@@ -106,9 +150,18 @@ func (n *Node) spawn(parent *Process, mode procMode, body func(*Process), beh Be
 		id:      n.nextID.Add(1),
 		node:    n,
 		mode:    mode,
-		body:    body,
 		beh:     beh,
-		started: time.Now().UnixNano(),
+		started: n.startedUnix + n.monoNow(), // one clock read, not time.Now's two
+	}
+	// The process is visible (table, name, events) before it starts: a
+	// message sent meanwhile is queued behind Init, which the first
+	// drain runs, or waits for the body's first Receive.
+	if mode == modeBody {
+		p.ext.Store(&procExt{body: body, wake: make(chan struct{}, 1)})
+		p.inHandler = true
+	} else {
+		p.initPending = true
+		p.scheduled = true
 	}
 	if parent != nil {
 		p.parent = PID{parent}
@@ -123,7 +176,7 @@ func (n *Node) spawn(parent *Process, mode procMode, body func(*Process), beh Be
 			n.remove(p)
 			n.count.Add(-1)
 			p.dead = true
-			p.deadFlag.Store(true)
+			p.flags.Or(flagDead)
 			return nil, err
 		}
 	}
@@ -138,13 +191,8 @@ func (n *Node) spawn(parent *Process, mode procMode, body func(*Process), beh Be
 	}
 	n.publish(Event{Kind: EventSpawn, PID: PID{p}, Other: p.parent, Name: opts.Name})
 	if mode == modeBody {
-		p.wake = make(chan struct{}, 1)
-		p.inHandler = true
 		go p.runBody()
 	} else {
-		p.mb.push(initMsg{})
-		p.mbLen.Add(1)
-		p.scheduled = true
 		p.node.schedule(p)
 	}
 	return p, nil
@@ -188,13 +236,14 @@ func (p *Process) Parent() PID { return p.parent }
 func (p *Process) Context() context.Context {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.ctx == nil {
-		p.ctx, p.cancel = context.WithCancel(context.Background())
+	x := p.extLocked()
+	if x.ctx == nil {
+		x.ctx, x.cancel = context.WithCancel(context.Background())
 		if p.dead {
-			p.cancel()
+			x.cancel()
 		}
 	}
-	return p.ctx
+	return x.ctx
 }
 
 // SetModule records which behaviour, module and version the process runs.
@@ -220,10 +269,11 @@ func (p *Process) TrappingExits() bool { return p.trapExit.Load() }
 func (p *Process) Hibernate() {
 	p.mu.Lock()
 	p.hibernating = true
+	p.flags.Or(flagHibernate)
 	p.mu.Unlock()
 }
 
-func (p *Process) isDead() bool { return p.deadFlag.Load() }
+func (p *Process) isDead() bool { return p.flags.Load()&flagDead != 0 }
 
 // Send sends msg from this process. Messages from one sender arrive in the
 // order sent; a send to a dead PID is dropped; a send to an unregistered
@@ -248,26 +298,139 @@ func (p *Process) Send(to Target, msg any) error {
 // is dropped: the sender's liveness is checked under the receiver's lock,
 // which orders it against the exit signals the sender's death delivers.
 func (p *Process) enqueue(from *Process, msg any) bool {
-	p.mu.Lock()
-	if p.dead || from != nil && from.deadFlag.Load() {
+	p.mbLen.Add(1) // see pushLocked
+	p.lock()
+	if p.dead || from != nil && from.isDead() {
 		p.mu.Unlock()
+		p.mbLen.Add(-1)
 		return false
 	}
-	p.mb.push(msg)
-	p.mbLen.Add(1)
-	p.msgsIn.Add(1)
-	start, wake := p.wakeLocked()
+	start, wake := p.pushLocked(msg)
+	yield := p.mb.n >= yieldQueue && p.mb.n%yieldEvery == 0
 	p.mu.Unlock()
+	p.msgsIn.Add(1)
+	p.kick(start, wake)
+	if yield {
+		// A sender to a long mailbox gives up its time slice now and
+		// then, so the receiver, which competes with its senders for
+		// the CPU, can catch up (the BEAM charges such sends extra
+		// reductions). It never blocks: there is no back-pressure.
+		goruntime.Gosched()
+	}
+	return true
+}
+
+const (
+	yieldQueue = 1024
+	yieldEvery = 256
+)
+
+// lock takes p.mu for a sender or the drainer. The lock is held for a few
+// instructions, but sync.Mutex does not spin when goroutines outnumber
+// processors: it parks the goroutine, and under steady contention it
+// switches to handing the lock to parked waiters in turn, one wake-up per
+// acquisition. So this first spins briefly, then yields the processor a few
+// times (which lets the holder run if it was preempted), and only then
+// waits in Lock.
+func (p *Process) lock() {
+	for i := 0; ; i++ {
+		if p.mu.TryLock() {
+			return
+		}
+		switch {
+		case i < lockSpins:
+		case i < lockSpins+lockYields:
+			goruntime.Gosched()
+		default:
+			p.mu.Lock()
+			return
+		}
+	}
+}
+
+const (
+	lockSpins  = 32
+	lockYields = 8
+)
+
+// pushLocked queues msg (p.mu held). The caller counts it in mbLen before
+// taking the lock, and takes it back if the send is dropped, and counts it
+// in msgsIn after: the lock, which senders to a busy process contend for,
+// is then held only for the queue itself, not for two atomic additions on
+// a cache line that the drainer writes too. The count is never below the
+// queue's length; a sender in the middle of a send makes it one more.
+func (p *Process) pushLocked(msg any) (start, wake bool) {
+	p.mb.push(msg)
+	return p.wakeLocked()
+}
+
+// kick starts or wakes the process after a push.
+func (p *Process) kick(start, wake bool) {
 	p.node.messages.Add(1)
 	if start {
 		p.node.schedule(p)
 	} else if wake {
 		select {
-		case p.wake <- struct{}{}:
+		case p.ext.Load().wake <- struct{}{}:
 		default:
 		}
 	}
-	return true
+}
+
+type enqueueResult uint8
+
+const (
+	enqueued enqueueResult = iota
+	enqueueNoProc
+	enqueueCallerDead
+)
+
+// enqueueCall queues a call's request and records the call as a monitor on
+// p, under one acquisition of p's lock.
+func (p *Process) enqueueCall(from *Process, s *callSlot, req *Request, sys bool) enqueueResult {
+	p.lock()
+	if p.dead {
+		p.mu.Unlock()
+		return enqueueNoProc
+	}
+	if from != nil && from.isDead() {
+		p.mu.Unlock()
+		return enqueueCallerDead
+	}
+	p.linkCallLocked(s)
+	sweep := false
+	if s.coarse {
+		s.epoch = p.node.sweeper.epoch.Load()
+		s.deadline = 0
+		if !p.swept {
+			p.swept = true
+			sweep = true
+		}
+	}
+	if sys {
+		x := p.extLocked()
+		x.sysq = append(x.sysq, &sysRequest{req: req})
+		p.flags.Or(flagSys)
+		start := !p.scheduled
+		p.scheduled = true
+		p.mu.Unlock()
+		if sweep {
+			p.node.sweeper.add(p)
+		}
+		if start {
+			p.node.schedule(p)
+		}
+		return enqueued
+	}
+	p.mbLen.Add(1)
+	start, wake := p.pushLocked(req)
+	p.mu.Unlock()
+	p.msgsIn.Add(1)
+	if sweep {
+		p.node.sweeper.add(p)
+	}
+	p.kick(start, wake)
+	return enqueued
 }
 
 // enqueueSys appends a system message; it is served even while suspended.
@@ -277,7 +440,9 @@ func (p *Process) enqueueSys(msg any) bool {
 		p.mu.Unlock()
 		return false
 	}
-	p.sysq = append(p.sysq, msg)
+	x := p.extLocked()
+	x.sysq = append(x.sysq, msg)
+	p.flags.Or(flagSys)
 	start := false
 	if !p.scheduled {
 		p.scheduled = true
@@ -305,58 +470,132 @@ func (p *Process) wakeLocked() (start, wake bool) {
 	return false, false
 }
 
-// drain is the goroutine of a behaviour process while it has messages.
-func (p *Process) drain() {
+// drain is the goroutine of a behaviour process while it has messages. It
+// serves system messages first, then takes ordinary messages in batches (see
+// mailbox) and runs them without the lock until the batch ends, a system
+// message arrives, the process dies, or its code asks to hibernate.
+func (p *Process) drain(b *batch) {
 	p.mu.Lock()
 	for {
 		if p.dead {
-			p.scheduled = false
-			p.mu.Unlock()
+			p.release(b)
 			return
 		}
-		var msg any
-		ok, sys := false, false
-		if len(p.sysq) > 0 {
-			msg, ok, sys = p.sysq[0], true, true
-			p.sysq[0] = nil
-			p.sysq = p.sysq[1:]
-			if len(p.sysq) == 0 {
-				p.sysq = nil
+		if x := p.ext.Load(); x != nil && len(x.sysq) > 0 {
+			msg := x.sysq[0]
+			x.sysq[0] = nil
+			x.sysq = x.sysq[1:]
+			if len(x.sysq) == 0 {
+				x.sysq = nil
+				p.flags.And(^flagSys)
 			}
-		} else if !p.suspended {
-			if msg, ok = p.mb.pop(); ok {
-				p.mbLen.Add(-1)
-			}
-		}
-		if !ok {
-			p.scheduled = false
-			if p.hibernating && p.mb.n == 0 {
-				p.mb.release()
-			}
+			p.wakeUpLocked()
+			p.inHandler = true
 			p.mu.Unlock()
+			p.invoke(msg, true)
+			p.relock()
+			continue
+		}
+		if p.suspended {
+			p.mb.untake()
+			p.release(b)
 			return
 		}
-		p.hibernating = false
+		if p.initPending {
+			p.initPending = false
+			p.inHandler = true
+			p.mu.Unlock()
+			p.invoke(initMsg{}, false)
+			p.relock()
+			continue
+		}
+		if p.mb.cur != b || int(b.next.Load()) >= b.n {
+			if p.mb.n == 0 {
+				p.release(b)
+				return
+			}
+			p.mb.take(b)
+		}
+		p.wakeUpLocked()
 		p.inHandler = true
 		p.mu.Unlock()
-		p.invoke(msg, sys)
-		p.mu.Lock()
-		p.inHandler = false
-		if p.zombie {
-			p.zombie = false
-			p.node.zombies.Add(-1)
+		p.runBatch(b)
+		p.relock()
+	}
+}
+
+// wakeUpLocked ends hibernation as a message is taken (p.mu held).
+func (p *Process) wakeUpLocked() {
+	if p.hibernating {
+		p.hibernating = false
+		p.flags.And(^flagHibernate)
+	}
+}
+
+// relock takes the lock again after the process's code ran.
+func (p *Process) relock() {
+	p.lock()
+	if p.calls != nil {
+		p.unlinkDoneCallsLocked()
+	}
+	p.inHandler = false
+	if p.zombie {
+		p.zombie = false
+		p.node.zombies.Add(-1)
+	}
+}
+
+// release ends a drain (p.mu held): the process holds no goroutine until
+// the next message.
+func (p *Process) release(b *batch) {
+	if p.mb.cur == b {
+		p.mb.cur = nil
+	}
+	p.scheduled = false
+	if p.hibernating && p.mb.n == 0 {
+		p.mb.release()
+	}
+	p.mu.Unlock()
+	clear(b.msgs[:b.n]) // the next take resets the rest
+	b.n = 0
+}
+
+// runBatch runs the batch's messages in order, without the lock, until it
+// ends, the process dies, a system message arrives or the code asks to
+// hibernate. A message is started by advancing b.next with a
+// compare-and-swap, which a dying process's die uses to claim the rest.
+// Handler time is read from the clock once per batch rather than per
+// message, and one deferred recover serves the batch: a panic ends the
+// process anyway.
+func (p *Process) runBatch(b *batch) {
+	start := p.node.monoNow()
+	defer func() {
+		p.handlerNanos.Add(p.node.monoNow() - start)
+		if r := recover(); r != nil {
+			p.exitFromOwnCode(r)
+		}
+	}()
+	for i := int(b.next.Load()); i < b.n; i++ {
+		if !b.next.CompareAndSwap(int32(i), int32(i+1)) {
+			return
+		}
+		p.mbLen.Add(-1)
+		msg := b.msgs[i]
+		if p.tracing.Load() {
+			p.node.publish(Event{Kind: EventTrace, PID: PID{p}, Text: "receive", Data: msg})
+		}
+		p.beh.Handle(p, msg)
+		if p.flags.Load() != 0 {
+			return
 		}
 	}
 }
 
-// invoke runs one callback, turning a panic or an Exit into the process's
-// death.
+// invoke runs one system message's callback, timed on its own.
 func (p *Process) invoke(msg any, sys bool) {
-	// Since on the node's start time reads only the monotonic clock,
-	// about half the cost of time.Now.
-	start := time.Since(p.node.started)
+	start := p.node.monoNow()
 	defer func() {
-		p.handlerNanos.Add(int64(time.Since(p.node.started) - start))
+		p.handlerNanos.Add(p.node.monoNow() - start)
 		if r := recover(); r != nil {
 			p.exitFromOwnCode(r)
 		}
@@ -413,7 +652,7 @@ func (p *Process) runBody() {
 		p.mu.Unlock()
 		p.terminate(reason)
 	}()
-	p.body(p)
+	p.ext.Load().body(p)
 }
 
 // Exit ends the calling process with reason (exit/1): it unwinds the
@@ -447,7 +686,7 @@ func (p *Process) ReceiveMatch(match func(any) bool, timeout time.Duration) (any
 			p.mu.Unlock()
 			goruntime.Goexit()
 		}
-		for i := 0; i < p.mb.n; i++ {
+		for i := 0; i < p.mb.size(); i++ {
 			if match == nil || match(p.mb.at(i)) {
 				v := p.mb.removeAt(i)
 				p.mbLen.Add(-1)
@@ -469,14 +708,15 @@ func (p *Process) ReceiveMatch(match func(any) bool, timeout time.Duration) (any
 			timer = time.NewTimer(timeout)
 		}
 		var expired bool
+		wakeCh := p.ext.Load().wake
 		if timer != nil {
 			select {
-			case <-p.wake:
+			case <-wakeCh:
 			case <-timer.C:
 				expired = true
 			}
 		} else {
-			<-p.wake
+			<-wakeCh
 		}
 		p.mu.Lock()
 		p.waiting = false
@@ -559,7 +799,7 @@ func (p *Process) die(reason any, work []pendingExit) []pendingExit {
 		return work
 	}
 	p.dead = true
-	p.deadFlag.Store(true)
+	p.flags.Or(flagDead)
 	p.reason = reason
 	if p.inHandler && !p.waiting {
 		p.zombie = true
@@ -568,10 +808,29 @@ func (p *Process) die(reason any, work []pendingExit) []pendingExit {
 	name := p.name
 	links, monitors, watching := p.links, p.monitors, p.watching
 	p.links, p.monitors, p.watching = nil, nil, nil
+	calls := p.takeCallsLocked()
+	var own *callSlot
+	var cancel context.CancelFunc
+	x := p.ext.Load()
+	if x != nil {
+		own, cancel = x.slot.Load(), x.cancel
+		x.sysq = nil
+	}
+	dropped := p.mb.size()
+	if b := p.mb.cur; b != nil {
+		// Claim the batch's unstarted messages; the drainer counts those
+		// it started itself.
+		for {
+			next := b.next.Load()
+			if int(next) >= b.n || b.next.CompareAndSwap(next, int32(b.n)) {
+				dropped += max(b.n-int(next), 0)
+				break
+			}
+		}
+	}
 	p.mb.release()
-	p.sysq = nil
-	p.mbLen.Store(0)
-	cancel := p.cancel
+	p.flags.And(^flagSys)
+	p.mbLen.Add(-int64(dropped))
 	wake := p.waiting
 	p.mu.Unlock()
 
@@ -584,9 +843,12 @@ func (p *Process) die(reason any, work []pendingExit) []pendingExit {
 	if cancel != nil {
 		cancel()
 	}
+	if own != nil {
+		own.putAny(callResult{kind: callCallerExited})
+	}
 	if wake {
 		select {
-		case p.wake <- struct{}{}:
+		case x.wake <- struct{}{}:
 		default:
 		}
 	}
@@ -594,6 +856,9 @@ func (p *Process) die(reason any, work []pendingExit) []pendingExit {
 		t.removeMonitor(ref)
 	}
 	self := PID{p}
+	for _, c := range calls {
+		c.slot.put(c.gen, callResult{kind: callDown, value: reason})
+	}
 	for ref, r := range monitors {
 		r.deliverDown(DownMsg{Ref: Ref{ref}, PID: self, Reason: reason})
 	}
@@ -721,14 +986,8 @@ func (p *Process) Demonitor(ref Ref, flush bool) bool {
 	p.mu.Lock()
 	t, ok := p.watching[ref.id]
 	delete(p.watching, ref.id)
-	if flush {
-		for i := 0; i < p.mb.n; i++ {
-			if d, isDown := p.mb.at(i).(DownMsg); isDown && d.Ref == ref {
-				p.mb.removeAt(i)
-				p.mbLen.Add(-1)
-				break
-			}
-		}
+	if flush && p.mb.flushDown(ref) {
+		p.mbLen.Add(-1)
 	}
 	p.mu.Unlock()
 	if ok {
@@ -754,7 +1013,7 @@ func (p *Process) Name() string {
 
 // Alive reports whether the process is alive; code of a process killed
 // while it ran sees false and should return.
-func (p *Process) Alive() bool { return !p.deadFlag.Load() }
+func (p *Process) Alive() bool { return !p.isDead() }
 
 // Caller is what can send and make calls: a *Node (from outside any
 // process) or a *Process (as that process).
