@@ -175,9 +175,18 @@ type ranked struct {
 type rankHeap []ranked
 
 func (h rankHeap) Len() int           { return len(h) }
-func (h rankHeap) Less(i, j int) bool { return h[i].key < h[j].key }
-func (h rankHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *rankHeap) Push(x any)        { *h = append(*h, x.(ranked)) }
+func (h rankHeap) Less(i, j int) bool { return h[i].less(h[j]) }
+
+// less orders by key, then by process number, older processes ranking
+// higher among equals, so the same query gives the same rows every time.
+func (r ranked) less(o ranked) bool {
+	if r.key != o.key {
+		return r.key < o.key
+	}
+	return r.p.id > o.p.id
+}
+func (h rankHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *rankHeap) Push(x any)   { *h = append(*h, x.(ranked)) }
 func (h *rankHeap) Pop() any {
 	old := *h
 	x := old[len(old)-1]
@@ -211,8 +220,8 @@ func (n *Node) Top(k int, key SortKey) []ProcessInfo {
 		v := p.rankKey(key, now)
 		if len(h) < k {
 			heap.Push(&h, ranked{p, v})
-		} else if v > h[0].key {
-			h[0] = ranked{p, v}
+		} else if c := (ranked{p, v}); h[0].less(c) {
+			h[0] = c
 			heap.Fix(&h, 0)
 		}
 	})

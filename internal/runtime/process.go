@@ -80,6 +80,7 @@ type Process struct {
 
 	mu          sync.Mutex // guards the fields down to links, and the bools above
 	dead        bool
+	dying       bool // die has begun: the name is being freed
 	scheduled   bool // behaviour: a goroutine is draining the mailbox
 	inHandler   bool // code of this process is running
 	waiting     bool // body: blocked in Receive
@@ -481,6 +482,16 @@ func (p *Process) drain(b *batch) {
 			p.release(b)
 			return
 		}
+		// Init runs before anything else, system messages included, as
+		// proc_lib does: sys must never see a state Init has not made.
+		if p.initPending {
+			p.initPending = false
+			p.inHandler = true
+			p.mu.Unlock()
+			p.invoke(initMsg{}, false)
+			p.relock()
+			continue
+		}
 		if x := p.ext.Load(); x != nil && len(x.sysq) > 0 {
 			msg := x.sysq[0]
 			x.sysq[0] = nil
@@ -500,14 +511,6 @@ func (p *Process) drain(b *batch) {
 			p.mb.untake()
 			p.release(b)
 			return
-		}
-		if p.initPending {
-			p.initPending = false
-			p.inHandler = true
-			p.mu.Unlock()
-			p.invoke(initMsg{}, false)
-			p.relock()
-			continue
 		}
 		if p.mb.cur != b || int(b.next.Load()) >= b.n {
 			if p.mb.n == 0 {
@@ -600,7 +603,7 @@ func (p *Process) invoke(msg any, sys bool) {
 			p.exitFromOwnCode(r)
 		}
 	}()
-	if p.tracing.Load() && !sys {
+	if _, isInit := msg.(initMsg); p.tracing.Load() && !sys && !isInit {
 		p.node.publish(Event{Kind: EventTrace, PID: PID{p}, Text: "receive", Data: msg})
 	}
 	switch m := msg.(type) {
@@ -793,11 +796,21 @@ func (p *Process) terminate(reason any) {
 }
 
 func (p *Process) die(reason any, work []pendingExit) []pendingExit {
+	// The name is freed before anyone can see the process dead: a monitor
+	// or a call that finds it dead (noproc) also finds its name free, so a
+	// replacement can register it at once.
 	p.mu.Lock()
-	if p.dead {
+	if p.dead || p.dying {
 		p.mu.Unlock()
 		return work
 	}
+	p.dying = true
+	early := p.name
+	p.mu.Unlock()
+	if early != "" {
+		p.node.unregisterDead(early, p)
+	}
+	p.mu.Lock()
 	p.dead = true
 	p.flags.Or(flagDead)
 	p.reason = reason
@@ -834,8 +847,8 @@ func (p *Process) die(reason any, work []pendingExit) []pendingExit {
 	wake := p.waiting
 	p.mu.Unlock()
 
-	if name != "" {
-		p.node.unregisterDead(name, p)
+	if name != "" && name != early {
+		p.node.unregisterDead(name, p) // registered while it was dying
 	}
 	p.node.remove(p)
 	p.node.count.Add(-1)

@@ -537,3 +537,26 @@ func TestChainOfLinksDies(t *testing.T) {
 		t.Fatalf("tail died with %v", d.Reason)
 	}
 }
+
+func TestTopIsStableAmongEqualKeys(t *testing.T) {
+	n := NewNode(Options{})
+	block := make(chan struct{})
+	defer close(block)
+	for i := 0; i < 200; i++ {
+		mustSpawn(t, n, func(p *Process) { <-block }, SpawnOpts{})
+	}
+	first := n.Top(10, ByMailbox)
+	for round := 0; round < 20; round++ {
+		again := n.Top(10, ByMailbox)
+		for i := range first {
+			if again[i].PID != first[i].PID {
+				t.Fatalf("round %d: row %d is %v, was %v", round, i, again[i].PID, first[i].PID)
+			}
+		}
+	}
+	for i := 1; i < len(first); i++ {
+		if first[i].PID.ID() < first[i-1].PID.ID() {
+			t.Fatalf("equal keys not ordered by age: %v after %v", first[i].PID, first[i-1].PID)
+		}
+	}
+}
