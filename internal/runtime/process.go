@@ -181,13 +181,23 @@ func (n *Node) spawn(parent *Process, mode procMode, body func(*Process), beh Be
 			return nil, err
 		}
 	}
+	var parentReason any
+	parentDead := false
 	if opts.Link {
 		p.links = map[*Process]struct{}{parent: {}}
 		parent.mu.Lock()
-		if parent.links == nil {
-			parent.links = make(map[*Process]struct{})
+		if parent.dead {
+			// A parent killed while its code still runs (a zombie) gets no
+			// link; the child gets the parent's exit at once, as a link to a
+			// dead process would, so it cannot outlive it unnoticed.
+			parentDead, parentReason = true, parent.reason
+			delete(p.links, parent)
+		} else {
+			if parent.links == nil {
+				parent.links = make(map[*Process]struct{})
+			}
+			parent.links[p] = struct{}{}
 		}
-		parent.links[p] = struct{}{}
 		parent.mu.Unlock()
 	}
 	n.publish(Event{Kind: EventSpawn, PID: PID{p}, Other: p.parent, Name: opts.Name})
@@ -195,6 +205,9 @@ func (n *Node) spawn(parent *Process, mode procMode, body func(*Process), beh Be
 		go p.runBody()
 	} else {
 		p.node.schedule(p)
+	}
+	if parentDead {
+		p.signal(parent, parentReason, true)
 	}
 	return p, nil
 }
