@@ -312,17 +312,14 @@ func (p *Process) Send(to Target, msg any) error {
 // is dropped: the sender's liveness is checked under the receiver's lock,
 // which orders it against the exit signals the sender's death delivers.
 func (p *Process) enqueue(from *Process, msg any) bool {
-	p.mbLen.Add(1) // see pushLocked
 	p.lock()
 	if p.dead || from != nil && from.isDead() {
 		p.mu.Unlock()
-		p.mbLen.Add(-1)
 		return false
 	}
 	start, wake := p.pushLocked(msg)
 	yield := p.mb.n >= yieldQueue && p.mb.n%yieldEvery == 0
 	p.mu.Unlock()
-	p.msgsIn.Add(1)
 	p.kick(start, wake)
 	if yield {
 		// A sender to a long mailbox gives up its time slice now and
@@ -339,7 +336,7 @@ const (
 	yieldEvery = 256
 )
 
-// lock takes p.mu for a sender or the drainer. The lock is held for a few
+// lock takes p.mu for a sender or a caller. The lock is held for a few
 // instructions, but sync.Mutex does not spin when goroutines outnumber
 // processors: it parks the goroutine, and under steady contention it
 // switches to handing the lock to parked waiters in turn, one wake-up per
@@ -367,14 +364,11 @@ const (
 	lockYields = 8
 )
 
-// pushLocked queues msg (p.mu held). The caller counts it in mbLen before
-// taking the lock, and takes it back if the send is dropped, and counts it
-// in msgsIn after: the lock, which senders to a busy process contend for,
-// is then held only for the queue itself, not for two atomic additions on
-// a cache line that the drainer writes too. The count is never below the
-// queue's length; a sender in the middle of a send makes it one more.
+// pushLocked queues msg and counts it (p.mu held).
 func (p *Process) pushLocked(msg any) (start, wake bool) {
 	p.mb.push(msg)
+	p.mbLen.Add(1)
+	p.msgsIn.Add(1)
 	return p.wakeLocked()
 }
 
@@ -436,10 +430,8 @@ func (p *Process) enqueueCall(from *Process, s *callSlot, req *Request, sys bool
 		}
 		return enqueued
 	}
-	p.mbLen.Add(1)
 	start, wake := p.pushLocked(req)
 	p.mu.Unlock()
-	p.msgsIn.Add(1)
 	if sweep {
 		p.node.sweeper.add(p)
 	}
@@ -548,9 +540,17 @@ func (p *Process) wakeUpLocked() {
 	}
 }
 
-// relock takes the lock again after the process's code ran.
+// relock takes the lock again after the process's code ran. It spins but
+// never yields as senders do: a drainer sent to the back of the run queue
+// would leave its process marked running, and its messages waiting, for as
+// long as the scheduler takes to come back to it.
 func (p *Process) relock() {
-	p.lock()
+	for i := 0; !p.mu.TryLock(); i++ {
+		if i == lockSpins {
+			p.mu.Lock()
+			break
+		}
+	}
 	if p.calls != nil {
 		p.unlinkDoneCallsLocked()
 	}
