@@ -3,6 +3,7 @@ package telecom
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,8 +40,8 @@ type Router struct {
 	mu     sync.Mutex
 	table  *routing.Table     // the table a new router process loads
 	rates  map[string]float64 // trunk failure rates set at run time
-	base   routing.Metrics    // counters of router processes that have exited
-	prev   *routing.Router    // the previous process's router, folded into base
+	base   routing.Metrics    // counters of router processes before prev
+	prev   *routing.Router    // the running (or last) process's router
 	onDrop func()             // tests observe drops
 
 	lcr leastCostConfig // version 2's costs and the module registry: see routerv2.go
@@ -49,6 +50,10 @@ type Router struct {
 type routerInstance struct {
 	owner runtime.PID
 	r     *routing.Router
+	// base is the counters of the router processes before this one,
+	// published with r so that a reader adds the old processes' counts
+	// to r's exactly once; it is never written after publication.
+	base *routing.Metrics
 }
 
 // NewRouter prepares the router handle; the process is started by the
@@ -140,22 +145,40 @@ func (rt *Router) SetFailureRate(c runtime.Caller, trunk string, rate float64, t
 }
 
 // Metrics returns routed, failed, dropped and latency figures, including
-// those of router processes that have exited. It reads counters only.
+// those of router processes that have exited, in newly allocated memory.
+// Pollers should keep a routing.Metrics and use MetricsInto instead.
 func (rt *Router) Metrics() routing.Metrics {
 	var m routing.Metrics
-	if inst := rt.cur.Load(); inst != nil {
-		m = inst.r.Metrics()
-	} else {
-		m.Failed = map[routing.Reason]uint64{}
-	}
-	rt.mu.Lock()
-	m.Routed += rt.base.Routed
-	m.Dropped += rt.base.Dropped
-	for k, v := range rt.base.Failed {
-		m.Failed[k] += v
-	}
-	rt.mu.Unlock()
+	rt.MetricsInto(&m)
 	return m
+}
+
+// MetricsInto overwrites *m with what Metrics returns, reusing m's map and
+// slice, so that repeated reads into the same m allocate nothing. It takes
+// no lock: it reads the running process's counters (see
+// routing.Router.MetricsInto) and adds those of the processes before it,
+// published together with it. Trunks and latency are the running (or last)
+// process's. Concurrent calls must not share m.
+func (rt *Router) MetricsInto(m *routing.Metrics) {
+	inst := rt.cur.Load()
+	if inst == nil {
+		// No router process has started yet.
+		failed := m.Failed
+		if failed == nil {
+			failed = map[routing.Reason]uint64{}
+		}
+		clear(failed)
+		*m = routing.Metrics{Failed: failed, Trunks: m.Trunks[:0]}
+		return
+	}
+	inst.r.MetricsInto(m)
+	if b := inst.base; b != nil {
+		m.Routed += b.Routed
+		m.Dropped += b.Dropped
+		for k, v := range b.Failed {
+			m.Failed[k] += v // every Reason is already in m.Failed
+		}
+	}
 }
 
 // Table returns the routing table as configured, the one last loaded from
@@ -213,19 +236,6 @@ func (rt *Router) startRouting(p *runtime.Process, order func(*routing.Table) (*
 	for trunk, rate := range rt.rates {
 		_ = r.SetFailureRate(trunk, rate)
 	}
-	if rt.prev != nil {
-		// Fold the exited process's counters into the running totals.
-		old := rt.prev.Metrics()
-		rt.base.Routed += old.Routed
-		rt.base.Dropped += old.Dropped
-		if rt.base.Failed == nil {
-			rt.base.Failed = map[routing.Reason]uint64{}
-		}
-		for k, v := range old.Failed {
-			rt.base.Failed[k] += v
-		}
-	}
-	rt.prev = r
 	rt.mu.Unlock()
 	if order != nil {
 		var err error
@@ -236,9 +246,39 @@ func (rt *Router) startRouting(p *runtime.Process, order func(*routing.Table) (*
 	if err := r.LoadTable(table); err != nil {
 		return nil, err
 	}
-	rt.cur.Store(&routerInstance{owner: p.Self(), r: r})
+	rt.publish(p.Self(), r)
 	scheduleTick(p)
 	return r, nil
+}
+
+// publish makes r, owned by the process owner, the router of the fast path
+// and of Metrics. The previous process's final counters are folded into
+// the totals at the moment its router is replaced, and the totals are
+// published with the new router in one pointer store, so a reader counts
+// the old process's calls once: before the store from its router, after
+// it from the totals. (Calls that had passed the old process's liveness
+// check before it died and finish after the fold are not counted.) If a
+// new process fails to start, the old router and its counts stay
+// published.
+func (rt *Router) publish(owner runtime.PID, r *routing.Router) {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if rt.prev != nil {
+		var old routing.Metrics
+		rt.prev.MetricsInto(&old)
+		rt.base.Routed += old.Routed
+		rt.base.Dropped += old.Dropped
+		if rt.base.Failed == nil {
+			rt.base.Failed = map[routing.Reason]uint64{}
+		}
+		for k, v := range old.Failed {
+			rt.base.Failed[k] += v
+		}
+	}
+	rt.prev = r
+	base := rt.base
+	base.Failed = maps.Clone(rt.base.Failed)
+	rt.cur.Store(&routerInstance{owner: owner, r: r, base: &base})
 }
 
 func scheduleTick(p *runtime.Process) {

@@ -1,7 +1,10 @@
 package telecom
 
 import (
+	"sync"
 	"time"
+
+	"observer/internal/telecom/routing"
 )
 
 // Status is one reading of the whole system for status lines, the UI's
@@ -21,11 +24,17 @@ type Status struct {
 	LoadRate    float64
 }
 
+// statusMetrics recycles the router metrics Status reads into, so polling
+// Status does not allocate them each time.
+var statusMetrics = sync.Pool{New: func() any { return new(routing.Metrics) }}
+
 // Status reads the system's counters; it makes one call, to call_sup, for
 // the active call count.
 func (s *System) Status() Status {
 	ns := s.Node.Stats()
-	m := s.Router.Metrics()
+	m := statusMetrics.Get().(*routing.Metrics)
+	defer statusMetrics.Put(m)
+	s.Router.MetricsInto(m)
 	st := Status{
 		At: time.Now(), Processes: ns.Processes, Zombies: ns.Zombies,
 		Routed: m.Routed, Dropped: m.Dropped,

@@ -148,10 +148,15 @@ func metricsRead(ctx context.Context, r *Runner) (Result, error) {
 	last := make([]uint64, workers)
 	var backwards atomic.Uint64
 	base := rt.Metrics().Routed
+	// Each worker reads into its own Metrics, as a poller (the exporter,
+	// status lines) does: MetricsInto reuses its map and slice and
+	// allocates nothing.
+	ms := make([]routing.Metrics, workers)
 	s := r.newSeries()
 	out, err := r.drive(ctx, plan{scenario: name, op: "metrics_read", node: n, workers: workers, series: s,
 		do: func(_ *runtime.Process, w int, _ uint64, _ time.Time) (time.Time, error) {
-			m := rt.Metrics()
+			m := &ms[w]
+			rt.MetricsInto(m)
 			if m.Routed < last[w] {
 				backwards.Add(1)
 			}
@@ -176,7 +181,6 @@ func callLifecycle(ctx context.Context, r *Runner, billed bool) (Result, error) 
 		name = "call-lifecycle-billed"
 	}
 	cfg := r.cfg
-	cfg.Billing.ChargeCalls = billed
 	// The benchmark places the calls; the system's own generator stays off.
 	cfg.Load.Enabled, cfg.Load.Mode = false, "open"
 	billing, cleanup, err := r.billing()
@@ -185,6 +189,7 @@ func callLifecycle(ctx context.Context, r *Runner, billed bool) (Result, error) 
 	}
 	defer cleanup()
 	cfg.Billing = billing
+	cfg.Billing.ChargeCalls = billed
 	sys, err := telecom.Start(cfg)
 	if err != nil {
 		return Result{}, err

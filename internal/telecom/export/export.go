@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,6 +18,7 @@ import (
 	"observer/internal/runtime"
 	"observer/internal/runtime/supervisor"
 	"observer/internal/telecom"
+	"observer/internal/telecom/routing"
 )
 
 // topMailboxes is how many processes with the longest mailboxes are exported.
@@ -25,6 +27,11 @@ const topMailboxes = 10
 // Collector reads the system at each scrape; it keeps no state of its own.
 type Collector struct {
 	sys *telecom.System
+
+	// metrics recycles the *routing.Metrics that scrapes read the router
+	// into (see telecom.Router.MetricsInto); concurrent scrapes take
+	// different ones.
+	metrics sync.Pool
 
 	procs, zombies, msgs, restarts, mailbox, calls, latency, active *prometheus.Desc
 	charges, chargeEvents, pool, rate                               *prometheus.Desc
@@ -87,7 +94,12 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	for _, p := range n.Top(topMailboxes, runtime.ByMailbox) {
 		gauge(c.mailbox, float64(p.MailboxLen), p.PID.String(), p.Name)
 	}
-	m := c.sys.Router.Metrics()
+	m, _ := c.metrics.Get().(*routing.Metrics)
+	if m == nil {
+		m = new(routing.Metrics)
+	}
+	defer c.metrics.Put(m)
+	c.sys.Router.MetricsInto(m)
 	counter(c.calls, float64(m.Routed), "routed")
 	counter(c.calls, float64(m.Dropped), "dropped")
 	for reason, v := range m.Failed {

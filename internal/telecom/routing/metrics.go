@@ -2,6 +2,8 @@ package routing
 
 import (
 	"errors"
+	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -111,7 +113,15 @@ type LatencySummary struct {
 	Max   time.Duration
 }
 
-// Metrics is a point-in-time copy of a Router's counters.
+// Metrics is a copy of a Router's counters, read by Metrics or MetricsInto.
+//
+// The read takes no lock and is not one atomic snapshot: each counter is
+// exact as of some instant during the read, and every counter only grows,
+// so successive reads never see one go backwards (unless LoadTable drops a
+// trunk from the table, which drops its counters from Trunks). Counters are
+// read in field order, Routed and Failed first and the trunks last; since a
+// call's trunk attempt is counted before the call's outcome, the trunks'
+// Successes never lag behind a Routed that was read before them.
 type Metrics struct {
 	Routed  uint64            // calls routed to a trunk
 	Failed  map[Reason]uint64 // calls Route rejected, by reason (every Reason is present)
@@ -119,38 +129,95 @@ type Metrics struct {
 
 	// Latency covers every Route call since the Router was created and
 	// RecentLatency those between the last two calls of Tick. Both are
-	// as of LatencyAt, the time of the last Tick (zero before the first).
+	// as of LatencyAt, the time of the last Tick (zero before the first):
+	// percentiles come from HdrHistograms that Tick merges and scans, and
+	// publishes with one atomic pointer store, so the two summaries and
+	// LatencyAt always belong together.
 	Latency       LatencySummary
 	RecentLatency LatencySummary
 	LatencyAt     time.Time
 
+	// Trunks are those of the table in use, in table order. Their State is
+	// read from the router's lock-free mirror of each breaker rather than
+	// from the breaker itself (see trunk), so the read never waits on a
+	// breaker's mutex; an open breaker whose cool-down has run out shows
+	// as half-open, as the breaker would report it.
 	Trunks []TrunkStatus
 }
 
-// Metrics returns a snapshot of the router's metrics. Counters are current;
-// latency percentiles are those computed by the most recent Tick, because
-// merging histograms and scanning them for percentiles takes far longer than
-// reading counters, and Metrics must stay cheap enough to poll.
+// Metrics returns a copy of the router's metrics in newly allocated memory.
+// Callers that read metrics often (a UI, an exporter, a benchmark) should
+// keep one Metrics and use MetricsInto, which does not allocate.
 func (r *Router) Metrics() Metrics {
-	m := Metrics{
-		Dropped: r.dropped.Load(),
-		Failed:  make(map[Reason]uint64, numFailures),
-	}
+	var m Metrics
+	r.MetricsInto(&m)
+	return m
+}
+
+// MetricsInto overwrites *m with the router's metrics (see Metrics for what
+// a read guarantees). It reuses m.Failed and the array behind m.Trunks, so
+// once m has held a reading of a table with as many trunks it allocates
+// nothing: the counters are atomics read in place, and latency percentiles
+// are the ones the most recent Tick published, because merging histograms
+// and scanning them for percentiles takes far longer than reading counters
+// and this must stay cheap enough to poll (well under 10µs).
+//
+// MetricsInto is safe for concurrent use with every other method, but
+// concurrent calls must not share m, nor may m's map and slice be read
+// while it runs.
+func (r *Router) MetricsInto(m *Metrics) {
 	var failed [numFailures]uint64
+	var routed uint64
 	for _, s := range r.shards {
-		m.Routed += s.routed.Load()
+		routed += s.routed.Load()
 		for i := range s.failed {
 			failed[i] += s.failed[i].Load()
 		}
 	}
-	for i, n := range failed {
-		m.Failed[reasons[i]] = n
+	m.Routed = routed
+	if m.Failed == nil {
+		m.Failed = make(map[Reason]uint64, numFailures)
+	} else if len(m.Failed) != int(numFailures) {
+		clear(m.Failed) // keys put there by the caller
 	}
+	for i, n := range failed {
+		m.Failed[reasons[i]] = n // an existing key: no allocation
+	}
+	m.Dropped = r.dropped.Load()
 	if v := r.latency.Load(); v != nil {
 		m.Latency, m.RecentLatency, m.LatencyAt = v.total, v.recent, v.at
+	} else {
+		m.Latency, m.RecentLatency, m.LatencyAt = LatencySummary{}, LatencySummary{}, time.Time{}
 	}
-	m.Trunks = r.Trunks()
-	return m
+
+	s := r.snap.Load()
+	m.Trunks = slices.Grow(m.Trunks[:0], len(s.trunks))[:len(s.trunks)]
+	now := int64(-1) // read once, and only if a breaker is open
+	for i, t := range s.trunks {
+		ts := &m.Trunks[i]
+		*ts = TrunkStatus{
+			Name:        t.name,
+			Host:        s.table.trunks[i].Host,
+			State:       BreakerState(t.state.Load()),
+			FailureRate: math.Float64frombits(t.failureRate.Load()),
+		}
+		if ts.State == StateOpen {
+			if now < 0 {
+				now = int64(time.Since(t.epoch))
+			}
+			if now >= t.openUntil.Load() {
+				// The breaker turns half-open when next asked.
+				ts.State = StateHalfOpen
+			}
+		}
+		for j := range t.counts {
+			c := &t.counts[j]
+			ts.Successes += c.successes.Load()
+			ts.Failures += c.failures.Load()
+			ts.Rejected += c.rejected.Load()
+		}
+		ts.Attempts = ts.Successes + ts.Failures
+	}
 }
 
 // Tick folds the latencies recorded since the previous Tick into the
