@@ -309,6 +309,15 @@ func (n *Node) SpawnBehaviour(b Behaviour, opts SpawnOpts) (PID, error) {
 	return PID{p}, err
 }
 
+// SpawnInit starts a message-driven process running b, and runs its Init
+// on the calling goroutine before it returns, as Process.SpawnInit does.
+func (n *Node) SpawnInit(b Behaviour, opts SpawnOpts) (pid PID, exited bool, reason any, err error) {
+	if opts.Link || opts.Monitor {
+		return PID{}, false, nil, ErrBadArg
+	}
+	return n.spawnInit(nil, b, opts)
+}
+
 // Watch is a monitor held by code outside any process.
 type Watch struct {
 	Ref Ref

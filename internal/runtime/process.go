@@ -73,10 +73,12 @@ type Process struct {
 	tracing  atomic.Bool
 	flags    atomic.Uint32 // flagDead, flagSys, flagHibernate
 
-	mode        procMode // set at spawn, then read-only
-	zombie      bool     // guarded by mu, like the bools below
-	initPending bool     // behaviour: Init has not run yet
-	swept       bool     // on the node's call sweeper's list
+	mode        procMode    // set at spawn, then read-only
+	exitReq     *exitUnwind // ExitOnReturn's reason; the process's own goroutine only
+	zombie      bool        // guarded by mu, like the bools below
+	initPending bool        // behaviour: Init has not run yet
+	contPending bool        // behaviour: InitContinue is to run before any message
+	swept       bool        // on the node's call sweeper's list
 
 	mu          sync.Mutex // guards the fields down to links, and the bools above
 	dead        bool
@@ -131,12 +133,45 @@ const (
 	flagDead      uint32 = 1 << iota // the process is dead (dead)
 	flagSys                          // system messages are queued
 	flagHibernate                    // the code asked to hibernate (hibernating)
+	flagExit                         // the code asked to exit when it returns (exitReq)
 )
 
 // initMsg is the message a behaviour's Init runs for in traces.
 type initMsg struct{}
 
+// continueMsg stands for the InitContinue step in invoke.
+type continueMsg struct{}
+
+// An InitContinuer is a Behaviour whose start has a second step, run as
+// the process's next step after Init when Init asks for it with
+// ContinueAfterInit: what follows the start's acknowledgement, such as
+// gen_server's handle_continue after init or the actions of gen_statem's
+// init. It runs before any message, system messages included.
+type InitContinuer interface {
+	InitContinue(p *Process)
+}
+
+// ContinueAfterInit, called from Init, makes the process's InitContinue
+// (see InitContinuer) its next step. Run by SpawnInit, Init returns to
+// its starter first and the step runs on a worker, as the code after
+// proc_lib:init_ack runs after the starter has its answer.
+func (p *Process) ContinueAfterInit() {
+	if _, ok := p.beh.(InitContinuer); !ok {
+		panic("runtime: ContinueAfterInit from a behaviour without InitContinue")
+	}
+	p.mu.Lock()
+	p.contPending = true
+	p.mu.Unlock()
+}
+
 func (n *Node) spawn(parent *Process, mode procMode, body func(*Process), beh Behaviour, opts SpawnOpts) (*Process, error) {
+	return n.spawnStart(parent, mode, body, beh, opts, true)
+}
+
+// spawnStart is spawn; a behaviour process is handed to the scheduler only
+// if schedule is set, and is otherwise left to its spawner to start with
+// runInit.
+func (n *Node) spawnStart(parent *Process, mode procMode, body func(*Process), beh Behaviour, opts SpawnOpts, schedule bool) (*Process, error) {
 	if mode == modeBody && body == nil || mode == modeBehaviour && beh == nil {
 		return nil, ErrBadArg
 	}
@@ -203,7 +238,7 @@ func (n *Node) spawn(parent *Process, mode procMode, body func(*Process), beh Be
 	n.publish(Event{Kind: EventSpawn, PID: PID{p}, Other: p.parent, Name: opts.Name})
 	if mode == modeBody {
 		go p.runBody()
-	} else {
+	} else if schedule {
 		p.node.schedule(p)
 	}
 	if parentDead {
@@ -234,6 +269,52 @@ func (p *Process) spawnOpt(mode procMode, fn func(*Process), b Behaviour, opts S
 		ref = p.Monitor(PID{c})
 	}
 	return PID{c}, ref, nil
+}
+
+// SpawnInit spawns a behaviour process as SpawnBehaviour does, and runs its
+// Init on the calling goroutine before it returns. It is for a starter that
+// would wait for the new process's Init anyway (proc_lib:start_link): the
+// wait then costs no hand-off to a worker and no wake-up. Only Init runs
+// here: messages that reach the new process meanwhile wait behind it and
+// are handled on a worker afterwards. If the process is dead when Init
+// returns, exited reports it and reason is its exit reason. opts.Monitor
+// is refused (ErrBadArg).
+func (p *Process) SpawnInit(b Behaviour, opts SpawnOpts) (pid PID, exited bool, reason any, err error) {
+	if opts.Monitor {
+		return PID{}, false, nil, ErrBadArg // the caller learns how Init ended
+	}
+	return p.node.spawnInit(p, b, opts)
+}
+
+func (n *Node) spawnInit(parent *Process, b Behaviour, opts SpawnOpts) (pid PID, exited bool, reason any, err error) {
+	c, err := n.spawnStart(parent, modeBehaviour, nil, b, opts, false)
+	if err != nil {
+		return PID{}, false, nil, err
+	}
+	exited, reason = c.runInit()
+	return PID{c}, exited, reason, nil
+}
+
+// runInit runs Init for a process that spawnStart left unscheduled (it is
+// marked scheduled, so no sender hands it to a worker meanwhile), then
+// hands the process to the scheduler if anything waits in its mailbox.
+func (p *Process) runInit() (exited bool, reason any) {
+	p.mu.Lock()
+	if !p.dead && p.initPending {
+		p.initPending = false
+		p.inHandler = true
+		p.mu.Unlock()
+		p.invoke(initMsg{}, false)
+		p.relock()
+	}
+	if !p.dead && (p.contPending || p.mb.n > 0 && !p.suspended || p.flags.Load()&flagSys != 0) {
+		p.mu.Unlock()
+		p.node.schedule(p)
+		return false, nil
+	}
+	exited, reason = p.dead, p.reason
+	p.unscheduleLocked()
+	return exited, reason
 }
 
 // Self returns the process's PID (self/0).
@@ -497,6 +578,14 @@ func (p *Process) drain(b *batch) {
 			p.relock()
 			continue
 		}
+		if p.contPending {
+			p.contPending = false
+			p.inHandler = true
+			p.mu.Unlock()
+			p.invoke(continueMsg{}, false)
+			p.relock()
+			continue
+		}
 		if x := p.ext.Load(); x != nil && len(x.sysq) > 0 {
 			msg := x.sysq[0]
 			x.sysq[0] = nil
@@ -567,13 +656,18 @@ func (p *Process) release(b *batch) {
 	if p.mb.cur == b {
 		p.mb.cur = nil
 	}
+	p.unscheduleLocked()
+	clear(b.msgs[:b.n]) // the next take resets the rest
+	b.n = 0
+}
+
+// unscheduleLocked gives the process's goroutine back and unlocks p.mu.
+func (p *Process) unscheduleLocked() {
 	p.scheduled = false
 	if p.hibernating && p.mb.n == 0 {
 		p.mb.release()
 	}
 	p.mu.Unlock()
-	clear(b.msgs[:b.n]) // the next take resets the rest
-	b.n = 0
 }
 
 // runBatch runs the batch's messages in order, without the lock, until it
@@ -589,6 +683,8 @@ func (p *Process) runBatch(b *batch) {
 		p.handlerNanos.Add(p.node.monoNow() - start)
 		if r := recover(); r != nil {
 			p.exitFromOwnCode(r)
+		} else {
+			p.exitRequested()
 		}
 	}()
 	for i := int(b.next.Load()); i < b.n; i++ {
@@ -614,14 +710,22 @@ func (p *Process) invoke(msg any, sys bool) {
 		p.handlerNanos.Add(p.node.monoNow() - start)
 		if r := recover(); r != nil {
 			p.exitFromOwnCode(r)
+		} else {
+			p.exitRequested()
 		}
 	}()
-	if _, isInit := msg.(initMsg); p.tracing.Load() && !sys && !isInit {
-		p.node.publish(Event{Kind: EventTrace, PID: PID{p}, Text: "receive", Data: msg})
+	if p.tracing.Load() && !sys {
+		switch msg.(type) {
+		case initMsg, continueMsg:
+		default:
+			p.node.publish(Event{Kind: EventTrace, PID: PID{p}, Text: "receive", Data: msg})
+		}
 	}
 	switch m := msg.(type) {
 	case initMsg:
 		p.beh.Init(p)
+	case continueMsg:
+		p.beh.(InitContinuer).InitContinue(p)
 	case *sysRequest:
 		p.handleSys(m)
 	default:
@@ -669,6 +773,26 @@ func (p *Process) runBody() {
 		p.terminate(reason)
 	}()
 	p.ext.Load().body(p)
+}
+
+// ExitOnReturn ends a behaviour process with reason as soon as its Init,
+// Handle or InitContinue returns, as if it had called Exit then; nothing of
+// its mailbox is handled after. A behaviour that is done saves unwinding
+// its stack with Exit's panic. In a body process it is Exit.
+func (p *Process) ExitOnReturn(reason any) {
+	if p.mode == modeBody {
+		p.Exit(reason)
+	}
+	p.exitReq = &exitUnwind{reason}
+	p.flags.Or(flagExit)
+}
+
+// exitRequested ends the process if its code asked to with ExitOnReturn.
+func (p *Process) exitRequested() {
+	if u := p.exitReq; u != nil {
+		p.exitReq = nil
+		p.exitFromOwnCode(*u)
+	}
 }
 
 // Exit ends the calling process with reason (exit/1): it unwinds the

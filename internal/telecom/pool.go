@@ -180,6 +180,7 @@ func (s *poolServer) lend(p *runtime.Process, st *poolState, w runtime.PID, from
 	if !ref.IsZero() {
 		st.byRef[ref] = w
 	}
+	s.publish(st) // a borrower reading Stats sees its own checkout
 	from.Reply(w)
 }
 

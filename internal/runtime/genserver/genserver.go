@@ -164,13 +164,19 @@ type server struct {
 	tgen   uint64
 	timer  *time.Timer
 
+	initResult Result // Init's, when InitContinue is to act on it
+
 	terminating bool // Terminate has been called; it runs at most once
 }
 
 // Start starts a server not linked to any process (gen_server:start/4).
 func Start(n *runtime.Node, mod Module, arg any, opts Options) (runtime.PID, error) {
 	s := &server{mod: mod, arg: arg, ack: make(chan startAck, 1), info: moduleInfo(mod, opts)}
-	pid, err := n.SpawnBehaviour(s, runtime.SpawnOpts{Name: opts.Name, TrapExit: opts.TrapExit})
+	so := runtime.SpawnOpts{Name: opts.Name, TrapExit: opts.TrapExit}
+	if opts.Timeout <= 0 {
+		return s.started(n.SpawnInit(s, so))
+	}
+	pid, err := n.SpawnBehaviour(s, so)
 	return s.wait(n, pid, err, opts)
 }
 
@@ -179,9 +185,38 @@ func Start(n *runtime.Node, mod Module, arg any, opts Options) (runtime.PID, err
 // in OTP 26 and later).
 func StartLink(parent *runtime.Process, mod Module, arg any, opts Options) (runtime.PID, error) {
 	s := &server{mod: mod, arg: arg, parent: parent.Self(), ack: make(chan startAck, 1), info: moduleInfo(mod, opts)}
-	pid, _, err := parent.SpawnBehaviour(s, runtime.SpawnOpts{Name: opts.Name, Link: true, TrapExit: opts.TrapExit})
+	so := runtime.SpawnOpts{Name: opts.Name, Link: true, TrapExit: opts.TrapExit}
+	if opts.Timeout <= 0 {
+		// No timeout to enforce: Init runs here, where the start would
+		// wait for it anyway.
+		return s.started(parent.SpawnInit(s, so))
+	}
+	pid, _, err := parent.SpawnBehaviour(s, so)
 	return s.wait(parent.Node(), pid, err, opts)
 }
+
+// started answers a start whose Init ran on the starter's goroutine: the
+// ack is in, or the process died before it could ack.
+func (s *server) started(pid runtime.PID, exited bool, reason any, err error) (runtime.PID, error) {
+	if err != nil {
+		return runtime.PID{}, err
+	}
+	select {
+	case a := <-s.ack:
+		if a.ignore || a.err != nil {
+			return runtime.PID{}, a.startErr()
+		}
+		return pid, nil
+	default:
+	}
+	if exited {
+		return runtime.PID{}, &StartError{Reason: reason}
+	}
+	// Init acks or exits; a process alive without an ack cannot be.
+	return runtime.PID{}, &StartError{Reason: errNoAck}
+}
+
+var errNoAck = errors.New("genserver: Init ended without acknowledging the start")
 
 func moduleInfo(mod Module, opts Options) runtime.ModuleInfo {
 	name, vsn := opts.Module, opts.Version
@@ -268,6 +303,21 @@ func (s *server) Init(p *runtime.Process) {
 	}
 	s.state = r.state
 	s.ack <- startAck{}
+	if r.hasCont {
+		// handle_continue runs after the ack, as in gen_server: the
+		// starter need not wait for it.
+		s.initResult = r
+		p.ContinueAfterInit()
+		return
+	}
+	defer s.recoverCallback(p)
+	s.after(p, r)
+}
+
+// InitContinue runs the HandleContinue that Init asked for.
+func (s *server) InitContinue(p *runtime.Process) {
+	r := s.initResult
+	s.initResult = Result{}
 	defer s.recoverCallback(p)
 	s.after(p, r)
 }

@@ -92,6 +92,21 @@ func (c *counter) Terminate(p *runtime.Process, reason any, state any) {
 	}
 }
 
+// slowContinue's HandleContinue waits for release.
+type slowContinue struct {
+	counter
+	release chan struct{}
+}
+
+func (c *slowContinue) Init(p *runtime.Process, arg any) genserver.Result {
+	return genserver.Ok(0).Continue(1)
+}
+
+func (c *slowContinue) HandleContinue(p *runtime.Process, cont any, state any) genserver.Result {
+	<-c.release
+	return genserver.NoReply(cont)
+}
+
 // counterV2 stores the count as a struct, migrated by CodeChange.
 type counterV2 struct {
 	counter
@@ -156,6 +171,19 @@ func TestInitResults(t *testing.T) {
 		pid := start(t, n, &counter{}, "continue")
 		if v, _ := genserver.Call(n, pid, get{}, wait); v != 100 {
 			t.Fatalf("state %v", v)
+		}
+	})
+	t.Run("the starter does not wait for continue", func(t *testing.T) {
+		for _, opts := range []genserver.Options{{}, {Timeout: wait}} {
+			release := make(chan struct{})
+			pid, err := genserver.Start(n, &slowContinue{release: release}, nil, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			close(release) // Start returned while HandleContinue waited for this
+			if v, _ := genserver.Call(n, pid, get{}, wait); v != 1 {
+				t.Fatalf("state %v", v)
+			}
 		}
 	})
 	t.Run("a failed start_link leaves no EXIT in the parent", func(t *testing.T) {

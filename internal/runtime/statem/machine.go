@@ -51,8 +51,11 @@ type event struct {
 // but whose message is still in the mailbox.
 type timer struct {
 	ref     uint64
+	key     timerKey
 	content any
-	t       stopper // nil for a timer that expires at once
+	d       time.Duration // how long it runs, from when it is armed
+	t       stopper       // nil until armed, and for a timer that expires at once
+	unarmed bool
 }
 
 // timeoutMsg is what a timer sends its machine; ref tells a live timer from
@@ -106,13 +109,16 @@ type machine struct {
 	state any
 	data  any
 
-	queue       []event // inserted and retried events, handled before the mailbox
-	postponed   []event // oldest first
-	timers      map[timerKey]*timer
+	initActions []Action     // Init's actions, carried out by InitContinue
+	queue       []event      // inserted and retried events, handled before the mailbox
+	postponed   []event      // oldest first
+	timers      []timer      // at most one per key; a machine has few
 	expired     []timeoutMsg // timers that expire at once, delivered when queue drains
+	unarmed     int          // timers set in this callback, armed when it ends
 	refs        uint64
 	hibernate   bool
 	terminating bool
+	stopped     bool // the machine stopped; the process exits when its callback returns
 }
 
 func newMachine(mod Module, arg any, opts Options) (*machine, error) {
@@ -128,8 +134,6 @@ func newMachine(mod Module, arg any, opts Options) (*machine, error) {
 // any events they queued.
 func (m *machine) Init(p *runtime.Process) {
 	p.SetModule(m.info)
-	m.addr = &address{node: p.Node(), self: p.Self()}
-	m.weak = weak.Make(m.addr)
 	var r Result
 	func() {
 		defer func() {
@@ -156,13 +160,28 @@ func (m *machine) Init(p *runtime.Process) {
 	}
 	m.state, m.data = r.state, r.data
 	m.ack <- startAck{}
+	if len(r.actions) > 0 || m.enter {
+		// The actions and the state enter call come after the ack, as
+		// in gen_statem's init: the starter need not wait for them.
+		m.initActions = r.actions
+		p.ContinueAfterInit()
+	}
+}
 
+// InitContinue carries out Init's actions and the first state enter call,
+// then handles the events they queued.
+func (m *machine) InitContinue(p *runtime.Process) {
 	defer m.recoverCrash(p)
 	var tr transition
-	for _, a := range r.actions {
+	actions := m.initActions
+	m.initActions = nil
+	for _, a := range actions {
 		m.action(p, a, &tr, fromInit)
 	}
 	m.enterState(p, m.state, &tr)
+	if m.stopped {
+		return
+	}
 	m.finish(m.state, nil, &tr)
 	m.drain(p)
 }
@@ -183,12 +202,11 @@ func (m *machine) Handle(p *runtime.Process, msg any) {
 	case castMsg:
 		ev = event{EventType{Kind: KindCast}, msg.msg}
 	case timeoutMsg:
-		t := m.timers[msg.key]
-		if t == nil || t.ref != msg.ref {
+		content, ok := m.fire(msg)
+		if !ok {
 			return // cancelled or restarted after it fired
 		}
-		delete(m.timers, msg.key)
-		ev = event{msg.key.eventType(), t.content}
+		ev = event{msg.key.eventType(), content}
 	case runtime.ExitMsg:
 		if msg.From == m.parent && !m.parent.IsZero() {
 			// A trapping machine stops with its parent's reason, running
@@ -208,7 +226,7 @@ func (m *machine) Handle(p *runtime.Process, msg any) {
 // drain handles the events the machine queued itself, then the timeouts
 // that expired at once, before the process goes back to its mailbox.
 func (m *machine) drain(p *runtime.Process) {
-	for {
+	for !m.stopped {
 		if len(m.queue) > 0 {
 			ev := m.queue[0]
 			m.queue[0] = event{}
@@ -225,10 +243,15 @@ func (m *machine) drain(p *runtime.Process) {
 		if m.expired = m.expired[1:]; len(m.expired) == 0 {
 			m.expired = nil
 		}
-		if t := m.timers[msg.key]; t != nil && t.ref == msg.ref {
-			delete(m.timers, msg.key)
-			m.handle(p, event{msg.key.eventType(), t.content})
+		if content, ok := m.fire(msg); ok {
+			m.handle(p, event{msg.key.eventType(), content})
 		}
+	}
+	if m.stopped {
+		return
+	}
+	if m.unarmed > 0 {
+		m.armTimers(p)
 	}
 	if m.hibernate {
 		p.Hibernate()
@@ -241,6 +264,9 @@ func (m *machine) handle(p *runtime.Process, ev event) {
 	var tr transition
 	if m.result(p, m.call(p, ev.et, ev.content), &tr, fromEvent) {
 		m.enterState(p, prev, &tr)
+	}
+	if m.stopped {
+		return
 	}
 	m.finish(prev, &ev, &tr)
 }
@@ -290,7 +316,8 @@ func (m *machine) result(p *runtime.Process, r Result, tr *transition, from orig
 			}
 			a.from.Reply(a.value)
 		}
-		m.stop(p, r.reason)
+		m.stopOnReturn(p, r.reason)
+		return false
 	default:
 		m.stop(p, badResult(r, originNames[from]))
 	}
@@ -369,8 +396,8 @@ func (m *machine) setTimers(ts []Action) {
 		case opCancel:
 			m.cancel(a.key)
 		case opUpdate:
-			if t := m.timers[a.key]; t != nil {
-				t.content = a.value
+			if i := m.timer(a.key); i >= 0 {
+				m.timers[i].content = a.value
 				continue
 			}
 			m.start(a.key, 0, a.value)
@@ -390,32 +417,78 @@ func overridden(key timerKey, later []Action) bool {
 	return false
 }
 
+// start sets a timer. One that runs for a while is armed only when the
+// callback's events are all handled (see armTimers): a state timeout that
+// the next inserted event's state change cancels, as a call's setup and
+// routing timeouts mostly are, never costs a runtime timer.
 func (m *machine) start(key timerKey, d time.Duration, content any) {
 	m.refs++
-	t := &timer{ref: m.refs, content: content}
-	msg := timeoutMsg{key: key, ref: t.ref}
 	if d == 0 {
-		m.expired = append(m.expired, msg)
+		m.expired = append(m.expired, timeoutMsg{key: key, ref: m.refs})
 	} else {
-		to := m.weak
-		t.t = m.after(d, func() {
+		m.unarmed++
+	}
+	m.timers = append(m.timers, timer{ref: m.refs, key: key, content: content, d: d, unarmed: d > 0})
+}
+
+// timer finds the timer of key, or returns -1.
+func (m *machine) timer(key timerKey) int {
+	for i := range m.timers {
+		if m.timers[i].key == key {
+			return i
+		}
+	}
+	return -1
+}
+
+// fire takes the timer that sent msg, if it is still set.
+func (m *machine) fire(msg timeoutMsg) (content any, ok bool) {
+	i := m.timer(msg.key)
+	if i < 0 || m.timers[i].ref != msg.ref {
+		return nil, false
+	}
+	content = m.timers[i].content
+	m.remove(i)
+	return content, true
+}
+
+func (m *machine) remove(i int) {
+	last := len(m.timers) - 1
+	m.timers[i] = m.timers[last]
+	m.timers[last] = timer{}
+	m.timers = m.timers[:last]
+}
+
+// armTimers starts the runtime timers of the timers set meanwhile that are
+// still set. Each runs its full time from now: the events handled since it
+// was set took no longer than one callback's batch.
+func (m *machine) armTimers(p *runtime.Process) {
+	m.unarmed = 0
+	for i := range m.timers {
+		t := &m.timers[i]
+		if !t.unarmed {
+			continue
+		}
+		t.unarmed = false
+		if m.addr == nil {
+			m.addr = &address{node: p.Node(), self: p.Self()}
+			m.weak = weak.Make(m.addr)
+		}
+		to, msg := m.weak, timeoutMsg{key: t.key, ref: t.ref}
+		t.t = m.after(t.d, func() {
 			if a := to.Value(); a != nil {
 				_ = a.node.Send(a.self, msg)
 			}
 		})
 	}
-	if m.timers == nil {
-		m.timers = make(map[timerKey]*timer)
-	}
-	m.timers[key] = t
 }
 
 func (m *machine) cancel(key timerKey) {
-	if t := m.timers[key]; t != nil {
-		if t.t != nil {
-			t.t.Stop()
+	if i := m.timer(key); i >= 0 {
+		if t := m.timers[i].t; t != nil {
+			t.Stop()
 		}
-		delete(m.timers, key)
+		m.remove(i)
 	}
 }
 
@@ -432,6 +505,14 @@ func (m *machine) recoverCrash(p *runtime.Process) {
 	m.stop(p, runtime.RecoveredReason(x))
 }
 
+// stopOnReturn runs Terminate and has the process exit when its callback
+// returns: the machine does nothing more (see stopped).
+func (m *machine) stopOnReturn(p *runtime.Process, reason any) {
+	m.terminate(p, reason)
+	m.stopped = true
+	p.ExitOnReturn(reason)
+}
+
 // stop runs Terminate and exits; it does not return.
 func (m *machine) stop(p *runtime.Process, reason any) {
 	m.terminate(p, reason)
@@ -439,10 +520,12 @@ func (m *machine) stop(p *runtime.Process, reason any) {
 }
 
 func (m *machine) terminate(p *runtime.Process, reason any) {
-	for key := range m.timers {
-		m.cancel(key)
+	for _, t := range m.timers {
+		if t.t != nil {
+			t.t.Stop()
+		}
 	}
-	m.queue, m.postponed, m.expired = nil, nil, nil
+	m.timers, m.queue, m.postponed, m.expired, m.unarmed = nil, nil, nil, nil, 0
 	if m.terminating {
 		return // Terminate itself panicked; it does not run twice
 	}

@@ -146,7 +146,11 @@ func Start(n *runtime.Node, mod Module, arg any, opts Options) (runtime.PID, err
 	if err != nil {
 		return runtime.PID{}, err
 	}
-	pid, err := n.SpawnBehaviour(m, runtime.SpawnOpts{Name: opts.Name, TrapExit: opts.TrapExit})
+	so := runtime.SpawnOpts{Name: opts.Name, TrapExit: opts.TrapExit}
+	if opts.Timeout <= 0 {
+		return m.started(n.SpawnInit(m, so))
+	}
+	pid, err := n.SpawnBehaviour(m, so)
 	return m.wait(n, pid, err, opts)
 }
 
@@ -159,8 +163,32 @@ func StartLink(parent *runtime.Process, mod Module, arg any, opts Options) (runt
 		return runtime.PID{}, err
 	}
 	m.parent = parent.Self()
-	pid, _, err := parent.SpawnBehaviour(m, runtime.SpawnOpts{Name: opts.Name, Link: true, TrapExit: opts.TrapExit})
+	so := runtime.SpawnOpts{Name: opts.Name, Link: true, TrapExit: opts.TrapExit}
+	if opts.Timeout <= 0 {
+		// No timeout to enforce: Init runs here, where the start would
+		// wait for it anyway.
+		return m.started(parent.SpawnInit(m, so))
+	}
+	pid, _, err := parent.SpawnBehaviour(m, so)
 	return m.wait(parent.Node(), pid, err, opts)
+}
+
+// started answers a start whose Init ran on the starter's goroutine: the
+// ack is in, or the process died before it could ack.
+func (m *machine) started(pid runtime.PID, exited bool, reason any, err error) (runtime.PID, error) {
+	if err != nil {
+		return runtime.PID{}, err
+	}
+	select {
+	case a := <-m.ack:
+		return ackResult(pid, a)
+	default:
+	}
+	if exited {
+		return runtime.PID{}, &StartError{Reason: reason}
+	}
+	// Init acks or exits; a process alive without an ack cannot be.
+	return runtime.PID{}, &StartError{Reason: errNoAck}
 }
 
 func moduleInfo(mod Module, opts Options) runtime.ModuleInfo {
@@ -195,15 +223,6 @@ func (m *machine) wait(n *runtime.Node, pid runtime.PID, err error, opts Options
 		defer t.Stop()
 		timeout = t.C
 	}
-	ackResult := func(a startAck) (runtime.PID, error) {
-		switch {
-		case a.ignore:
-			return runtime.PID{}, ErrIgnore
-		case a.err != nil:
-			return runtime.PID{}, a.err
-		}
-		return pid, nil
-	}
 	select {
 	case a := <-m.ack:
 		if a.ignore || a.err != nil {
@@ -211,14 +230,14 @@ func (m *machine) wait(n *runtime.Node, pid runtime.PID, err error, opts Options
 			// has, so that its name is free, as OTP 26's proc_lib does.
 			<-w.C
 		}
-		return ackResult(a)
+		return ackResult(pid, a)
 	case d := <-w.C:
 		// Init acks before the process can exit, so an ack here is the
 		// answer: a failed Init's precise error, or a start that succeeded
 		// before the machine stopped.
 		select {
 		case a := <-m.ack:
-			return ackResult(a)
+			return ackResult(pid, a)
 		default:
 		}
 		return runtime.PID{}, &StartError{Reason: d.Reason}
@@ -226,6 +245,18 @@ func (m *machine) wait(n *runtime.Node, pid runtime.PID, err error, opts Options
 		n.Exit(pid, runtime.Kill)
 		return runtime.PID{}, &StartError{Reason: runtime.ErrTimeout}
 	}
+}
+
+var errNoAck = errors.New("statem: Init ended without acknowledging the start")
+
+func ackResult(pid runtime.PID, a startAck) (runtime.PID, error) {
+	switch {
+	case a.ignore:
+		return runtime.PID{}, ErrIgnore
+	case a.err != nil:
+		return runtime.PID{}, a.err
+	}
+	return pid, nil
 }
 
 type castMsg struct{ msg any }
