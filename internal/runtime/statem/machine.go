@@ -109,16 +109,21 @@ type machine struct {
 	state any
 	data  any
 
-	initActions []Action     // Init's actions, carried out by InitContinue
-	queue       []event      // inserted and retried events, handled before the mailbox
-	postponed   []event      // oldest first
-	timers      []timer      // at most one per key; a machine has few
-	expired     []timeoutMsg // timers that expire at once, delivered when queue drains
-	unarmed     int          // timers set in this callback, armed when it ends
-	refs        uint64
-	hibernate   bool
-	terminating bool
-	stopped     bool // the machine stopped; the process exits when its callback returns
+	initActions     []Action // Init's actions, carried out by InitContinue
+	queue           []event  // inserted and retried events, handled before the mailbox
+	postponed       []event  // oldest first
+	timers          []timer  // at most one per key; a machine has few
+	timerBuf        [1]timer
+	queueBuf        []event      // the queue's space while it is empty
+	expiredBuf      []timeoutMsg // the same for expired
+	scratchNext     []event      // see newTransition
+	scratchTimeouts []Action
+	expired         []timeoutMsg // timers that expire at once, delivered when queue drains
+	unarmed         int          // timers set in this callback, armed when it ends
+	refs            uint64
+	hibernate       bool
+	terminating     bool
+	stopped         bool // the machine stopped; the process exits when its callback returns
 }
 
 func newMachine(mod Module, arg any, opts Options) (*machine, error) {
@@ -172,7 +177,7 @@ func (m *machine) Init(p *runtime.Process) {
 // then handles the events they queued.
 func (m *machine) InitContinue(p *runtime.Process) {
 	defer m.recoverCrash(p)
-	var tr transition
+	tr := m.newTransition()
 	actions := m.initActions
 	m.initActions = nil
 	for _, a := range actions {
@@ -230,9 +235,7 @@ func (m *machine) drain(p *runtime.Process) {
 		if len(m.queue) > 0 {
 			ev := m.queue[0]
 			m.queue[0] = event{}
-			if m.queue = m.queue[1:]; len(m.queue) == 0 {
-				m.queue = nil
-			}
+			m.queue = m.queue[1:]
 			m.handle(p, ev)
 			continue
 		}
@@ -240,9 +243,7 @@ func (m *machine) drain(p *runtime.Process) {
 			break
 		}
 		msg := m.expired[0]
-		if m.expired = m.expired[1:]; len(m.expired) == 0 {
-			m.expired = nil
-		}
+		m.expired = m.expired[1:]
 		if content, ok := m.fire(msg); ok {
 			m.handle(p, event{msg.key.eventType(), content})
 		}
@@ -261,7 +262,7 @@ func (m *machine) drain(p *runtime.Process) {
 // handle runs one event through its callback and the transition that follows.
 func (m *machine) handle(p *runtime.Process, ev event) {
 	prev := m.state
-	var tr transition
+	tr := m.newTransition()
 	if m.result(p, m.call(p, ev.et, ev.content), &tr, fromEvent) {
 		m.enterState(p, prev, &tr)
 	}
@@ -359,6 +360,34 @@ func (m *machine) action(p *runtime.Process, a Action, tr *transition, from orig
 	}
 }
 
+// newTransition returns a transition whose lists reuse the machine's
+// scratch space: a machine handles one event at a time, and finish copies
+// what it keeps.
+func (m *machine) newTransition() transition {
+	return transition{next: m.scratchNext[:0], timeouts: m.scratchTimeouts[:0]}
+}
+
+// doneWith takes the transition's lists back as scratch space, cleared so
+// that they hold on to nothing.
+func (m *machine) doneWith(tr *transition) {
+	clear(tr.next)
+	clear(tr.timeouts)
+	m.scratchNext, m.scratchTimeouts = tr.next[:0], tr.timeouts[:0]
+}
+
+// pushFront puts evs before the queued events. The queue takes its space
+// from queueBuf while it is empty, so a machine that inserts an event at a
+// time allocates once.
+func (m *machine) pushFront(evs []event) {
+	if len(m.queue) == 0 {
+		m.queueBuf = append(m.queueBuf[:0], evs...)
+		m.queue = m.queueBuf
+		return
+	}
+	q := make([]event, 0, len(evs)+len(m.queue))
+	m.queue = append(append(q, evs...), m.queue...)
+}
+
 // finish carries out a transition in gen_statem's order: postpone the
 // event; after a state change retry the postponed events and cancel the
 // state timeout; cancel the event timeout; put inserted events first; set
@@ -369,7 +398,7 @@ func (m *machine) finish(prev any, ev *event, tr *transition) {
 	}
 	changed := !sameState(prev, m.state)
 	if changed && len(m.postponed) > 0 {
-		m.queue = append(m.postponed, m.queue...)
+		m.pushFront(m.postponed)
 		m.postponed = nil
 	}
 	m.cancel(eventTimeoutKey)
@@ -377,12 +406,13 @@ func (m *machine) finish(prev any, ev *event, tr *transition) {
 		m.cancel(stateTimeoutKey)
 	}
 	if len(tr.next) > 0 {
-		m.queue = append(tr.next, m.queue...)
+		m.pushFront(tr.next)
 	}
 	m.setTimers(tr.timeouts)
 	if tr.hibernate {
 		m.hibernate = true
 	}
+	m.doneWith(tr)
 }
 
 // setTimers applies timeout actions; for each timer only the last action
@@ -424,9 +454,15 @@ func overridden(key timerKey, later []Action) bool {
 func (m *machine) start(key timerKey, d time.Duration, content any) {
 	m.refs++
 	if d == 0 {
+		if len(m.expired) == 0 {
+			m.expired = m.expiredBuf[:0]
+		}
 		m.expired = append(m.expired, timeoutMsg{key: key, ref: m.refs})
 	} else {
 		m.unarmed++
+	}
+	if m.timers == nil {
+		m.timers = m.timerBuf[:0]
 	}
 	m.timers = append(m.timers, timer{ref: m.refs, key: key, content: content, d: d, unarmed: d > 0})
 }
