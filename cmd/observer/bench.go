@@ -12,7 +12,10 @@ import (
 
 	"github.com/charmbracelet/x/term"
 
+	"observer/internal/telecom"
 	"observer/internal/telecom/bench"
+	"observer/internal/ui"
+	"observer/internal/ui/live"
 )
 
 func init() {
@@ -42,6 +45,7 @@ func runBench(e *env, args []string) error {
 	csvDir := fs.String("csv", "", "write basho_bench's summary.csv and <op>_latencies.csv into `directory`")
 	strict := fs.Bool("strict", false, "exit with status 3 when an SLA is missed")
 	quiet := fs.Bool("quiet", false, "no progress line on standard error")
+	withUI := fs.Bool("ui", false, "also run the UI, drawn off-screen, on the scenarios that start the whole system, to measure what watching costs")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -60,11 +64,15 @@ func runBench(e *env, args []string) error {
 	ledgerGiven := false
 	fs.Visit(func(f *flag.Flag) { ledgerGiven = ledgerGiven || f.Name == "data-dir" || f.Name == "ledger" })
 	prog := newProgressLine(e.stderr, *quiet)
-	r, err := bench.NewRunner(bench.Options{
+	opts := bench.Options{
 		Duration: *duration, Concurrency: *concurrency, Rate: *rate, Window: *window, HeldCalls: *held,
 		Config: &cfg, ConfiguredLedger: ledgerGiven,
 		Progress: prog.show, ProgressInterval: prog.interval,
-	})
+	}
+	if *withUI {
+		opts.Observe = func(sys *telecom.System) func() { return watchOffScreen(e, sys) }
+	}
+	r, err := bench.NewRunner(opts)
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
@@ -200,4 +208,26 @@ func (p *progressLine) done(res bench.Result) {
 		return
 	}
 	fmt.Fprintf(p.w, "bench %s: %s ops/s, p99 %s\n", res.Scenario, bench.FormatRate(res.OpsPerSec()), bench.FormatDuration(res.Latency.P99))
+}
+
+// Off-screen UI: the size it draws and how long it stays on each view.
+const (
+	offScreenWidth, offScreenHeight = 160, 48
+	offScreenCycle                  = 2 * time.Second
+)
+
+// watchOffScreen runs the UI over sys, drawn into nothing, every view in
+// turn, as --ui asks; the function it returns stops it.
+func watchOffScreen(e *env, sys *telecom.System) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- ui.RunHeadless(ctx, live.New(sys), ui.Options{}, offScreenWidth, offScreenHeight, io.Discard, offScreenCycle)
+	}()
+	return func() {
+		cancel()
+		if err := <-done; err != nil {
+			fmt.Fprintf(e.stderr, "observer: the off-screen UI failed: %v\n", err)
+		}
+	}
 }

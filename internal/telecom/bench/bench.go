@@ -64,6 +64,10 @@ type Options struct {
 	// temporary directory, removed afterwards, so a benchmark never
 	// charges a real ledger by accident.
 	ConfiguredLedger bool
+	// Observe, if set, is called with each whole telecom system a scenario
+	// starts, once it runs; the function it returns is called before the
+	// system stops. It lets a scenario run with the UI watching.
+	Observe func(sys *telecom.System) (stop func())
 	// Progress, if set, is called every ProgressInterval while a scenario runs.
 	Progress func(Progress)
 	// ProgressInterval defaults to 200ms.

@@ -195,6 +195,9 @@ func callLifecycle(ctx context.Context, r *Runner, billed bool) (Result, error) 
 		return Result{}, err
 	}
 	defer sys.Stop(0)
+	if r.opts.Observe != nil {
+		defer r.opts.Observe(sys)()
+	}
 	n, numbers := sys.Node, cfg.Load.Numbers
 	sess0, bill0, route0, cdr0 := sys.Sessions.Stats(), sys.Billing.Stats(), sys.Router.Metrics(), sys.CDRs()
 	var peak atomic.Int64
