@@ -66,6 +66,7 @@ func runChaos(e *env, args []string) error {
 	load := fs.Float64("load", 0, "calls per second the load generator offers (default from the config: 50)")
 	recovery := fs.Duration("recovery-timeout", 30*time.Second, "how long the system may take to recover after the faults stop")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
+	withUI := fs.Bool("ui", false, "also run the UI over the system, drawn off-screen, every view in turn")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -124,6 +125,9 @@ func runChaos(e *env, args []string) error {
 		warmup: time.Second, measure: 2 * time.Second, window: 500 * time.Millisecond,
 		recovery: *recovery, drain: 3 * time.Second, progress: e.stderr,
 	}
+	if *withUI {
+		plan.observe = func(sys *telecom.System) func() { return watchOffScreen(e, sys) }
+	}
 	rep, err := plan.run(ctx)
 	if err != nil {
 		return err
@@ -164,6 +168,10 @@ type chaosPlan struct {
 	recovery time.Duration // bound of the wait for recovery
 	drain    time.Duration // calls in flight may finish at the stop
 	progress io.Writer     // phase lines; nil for none
+
+	// observe, if set, watches each incarnation of the system until the
+	// function it returns is called, before the incarnation stops.
+	observe func(sys *telecom.System) (stop func())
 }
 
 // chaosReport is the command's report.
@@ -347,7 +355,8 @@ type chaosRun struct {
 	kind     chaos.Kind
 	runID    string // makes the txnIDs of this run's calls unique in the ledger
 	sys      *telecom.System
-	lives    int // incarnations started
+	unwatch  func() // ends plan.observe's watch of sys
+	lives    int    // incarnations started
 	faulting bool
 
 	routedBase uint64 // routed calls of the incarnations before this one
@@ -496,6 +505,9 @@ func (r *chaosRun) start() error {
 		return err
 	}
 	r.sys = sys
+	if r.plan.observe != nil {
+		r.unwatch = r.plan.observe(sys)
+	}
 	return nil
 }
 
@@ -528,6 +540,10 @@ func (r *chaosRun) fold() {
 // (its tree stuck): that goroutine is then left behind, which the
 // goroutine invariant reports.
 func (r *chaosRun) stop() error {
+	if r.unwatch != nil {
+		r.unwatch()
+		r.unwatch = nil
+	}
 	sys, drain := r.sys, r.plan.drain
 	done := make(chan struct{})
 	go func() {
