@@ -32,6 +32,7 @@ type fakeSource struct {
 	chaos    bool
 	load     int
 	readOnly bool
+	mods     []ModuleView // nil: fakeModules
 }
 
 func (f *fakeSource) Node() *runtime.Node { return f.node }
@@ -153,7 +154,96 @@ func (f *fakeSource) Actions() Actions {
 			}
 			return "ran " + line + "\nline two", nil
 		},
+		Modules: func() ([]ModuleView, error) {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			if f.mods == nil {
+				f.mods = fakeModules()
+			}
+			out := slices.Clone(f.mods)
+			for i := range out {
+				out[i].Versions = slices.Clone(out[i].Versions)
+			}
+			return out, nil
+		},
+		UpgradeModule: func(module, version string) (UpgradeReport, error) {
+			f.record("upgrade module " + module + " " + version)
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			return f.upgradeModule(module, version)
+		},
 	}
+}
+
+// fakeModules are the code modules the fake system carries: billing on
+// one version, the router with a canary on version 2, sessions whose
+// version 2 fails its code_change, and a verifier that runs a version no
+// longer carried, so that it cannot move.
+func fakeModules() []ModuleView {
+	return []ModuleView{
+		{Name: "billing_engine_server", Current: "1", Versions: []VersionView{
+			{Name: "1", Notes: "flat tariff", Current: true, Available: true, Processes: 1},
+			{Name: "2", Notes: "rating rules", Available: true},
+		}},
+		{Name: "call_router_server", Current: "1", Old: []string{"2"}, Versions: []VersionView{
+			{Name: "1", Notes: "routes by weight", Current: true, Available: true, Processes: 2},
+			{Name: "2", Notes: "least-cost routing", Available: true, Processes: 1},
+		}},
+		{Name: "session", Current: "1", Versions: []VersionView{
+			{Name: "1", Notes: "call session", Current: true, Available: true, Processes: 60},
+			{Name: "2", Notes: "fails its code_change", Available: true},
+		}},
+		{Name: "verifier", Current: "1", Old: []string{"0"}, Versions: []VersionView{
+			{Name: "1", Notes: "checks the ledger", Current: true, Available: true},
+			{Name: "2", Notes: "checks in batches", Available: true},
+			{Name: "0", Processes: 1},
+		}},
+	}
+}
+
+// upgradeModule moves a fake module as the code registry would, all or
+// nothing; f.mu is held.
+func (f *fakeSource) upgradeModule(module, version string) (UpgradeReport, error) {
+	if f.mods == nil {
+		f.mods = fakeModules()
+	}
+	i := slices.IndexFunc(f.mods, func(m ModuleView) bool { return m.Name == module })
+	if i < 0 {
+		return UpgradeReport{Module: module, To: version}, fmt.Errorf("code: unknown module %q", module)
+	}
+	mod := &f.mods[i]
+	rep := UpgradeReport{Module: module, From: mod.Current, To: version}
+	to := slices.IndexFunc(mod.Versions, func(v VersionView) bool { return v.Name == version && v.Available })
+	if to < 0 {
+		return rep, fmt.Errorf("code: unknown version: %s %q", module, version)
+	}
+	moving := 0
+	for _, v := range mod.Versions {
+		if v.Name == version {
+			continue
+		}
+		if !v.Available && v.Processes > 0 {
+			return rep, fmt.Errorf("code: a process runs %s version %q, which is not registered: it could not be moved back", module, v.Name)
+		}
+		moving += v.Processes
+	}
+	if version == "2" && module == "session" {
+		rep.RolledBack, rep.Failed = moving-1, 1
+		return rep, errors.New("code: session 1 -> 2 aborted: <0.9.0>: code_change: cannot convert state")
+	}
+	mod.Old = nil
+	for j := range mod.Versions {
+		v := &mod.Versions[j]
+		v.Current = j == to
+		if j == to {
+			v.Processes += moving
+		} else {
+			v.Processes = 0
+		}
+	}
+	mod.Current = version
+	rep.Upgraded, rep.MaxPause = moving, 120*time.Microsecond
+	return rep, nil
 }
 
 // testEnv hands the probe the fixed env, or the live one.

@@ -73,28 +73,16 @@ func TestSelectTopMatchesAFullSort(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	for range 200 {
 		n := r.IntN(300)
-		vals := make([]int, n)
-		for i := range vals {
-			vals[i] = r.IntN(20) // many ties
+		keys := make([]scanKey, n)
+		ids := r.Perm(n)
+		for i := range keys {
+			// Many ties, broken by PID numbers in no particular order.
+			keys[i] = scanKey{v: float64(r.IntN(20)), id: uint64(ids[i]), i: int32(i)}
 		}
-		less := func(a, b int) bool {
-			if vals[a] != vals[b] {
-				return vals[a] > vals[b]
-			}
-			return a < b
-		}
-		all := make([]int32, n)
-		for i := range all {
-			all[i] = int32(i)
-		}
-		slices.SortFunc(all, func(a, b int32) int {
-			if less(int(a), int(b)) {
-				return -1
-			}
-			return 1
-		})
+		all := slices.Clone(keys)
+		slices.SortFunc(all, compareScanKeys)
 		m := r.IntN(n + 2)
-		got := selectTop(nil, n, m, less)
+		got := selectTop(nil, keys, m)
 		if want := all[:min(m, n)]; !slices.Equal(got, want) {
 			t.Fatalf("n=%d m=%d: got %v, want %v", n, m, got, want)
 		}
@@ -152,25 +140,6 @@ func TestLineInputEditsLikeAShell(t *testing.T) {
 	if w := ansi.StringWidth(in.view(&st, 8, true)); w != 8 {
 		t.Errorf("view is %d cells", w)
 	}
-}
-
-func FuzzParseCPULine(f *testing.F) {
-	f.Add("cpu  10132153 290696 3084719 46828483 16683 0 25195 0 175628 0")
-	f.Add("cpu 1 2 3 4")
-	f.Add("cpu0 1 2 3 4 5")
-	f.Add("cpu 18446744073709551615 1 1 1 1")
-	f.Fuzz(func(t *testing.T, line string) {
-		c, ok := parseCPULine(line)
-		if ok && c.busy > c.total {
-			t.Errorf("%q: busy %d > total %d", line, c.busy, c.total)
-		}
-	})
-}
-
-func FuzzParseStatm(f *testing.F) {
-	f.Add("1234 567 89 1 0 200 0\n")
-	f.Add("")
-	f.Fuzz(func(t *testing.T, s string) { parseStatm(s) })
 }
 
 func FuzzLineInput(f *testing.F) {

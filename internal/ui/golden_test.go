@@ -77,6 +77,8 @@ func TestScreensMatchGoldenFiles(t *testing.T) {
 		{"help", []string{"?"}},
 		{"help_read_only", []string{"?"}},
 		{"exit_dialog", []string{"3", "x"}},
+		{"modules_dialog", []string{"R"}},
+		{"modules_dialog_failed", []string{"R", "down", "down", "down", "down", "enter"}},
 		{"event_report", []string{"6", "down", "down", "enter"}},
 		{"applications_unfolded", []string{"2", "end", "space"}},
 	}

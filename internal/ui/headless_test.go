@@ -42,7 +42,9 @@ func TestRunHeadlessDrawsAndCyclesViews(t *testing.T) {
 	w := &watchWriter{want: []string{"Overview", "PID"}, done: make(chan struct{})}
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
-	go func() { errc <- RunHeadless(ctx, &fakeSource{node: n}, Options{NoColor: true}, 120, 40, w, 10*time.Millisecond) }()
+	go func() {
+		errc <- RunHeadless(ctx, &fakeSource{node: n}, Options{NoColor: true}, 120, 40, w, 10*time.Millisecond)
+	}()
 	select {
 	case <-w.done:
 	case err := <-errc:

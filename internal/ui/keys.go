@@ -17,7 +17,7 @@ type keyMap struct {
 
 	Trace                                        key.Binding
 	Exit, Kill, Upgrade, Chaos, LoadUp, LoadDown key.Binding
-	Palette                                      key.Binding
+	Palette, Modules                             key.Binding
 }
 
 func newKeyMap(readOnly bool, acts Actions) keyMap {
@@ -51,9 +51,10 @@ func newKeyMap(readOnly bool, acts Actions) keyMap {
 		LoadUp:   key.NewBinding(key.WithKeys("+", "="), key.WithHelp("+", "more load")),
 		LoadDown: key.NewBinding(key.WithKeys("-"), key.WithHelp("-", "less load")),
 		Palette:  key.NewBinding(key.WithKeys(":"), key.WithHelp(":", "command palette")),
+		Modules:  key.NewBinding(key.WithKeys("R"), key.WithHelp("R", "upgrade a module…")),
 	}
 	if readOnly {
-		for _, b := range []*key.Binding{&k.Exit, &k.Kill, &k.Upgrade, &k.Chaos, &k.LoadUp, &k.LoadDown, &k.Palette} {
+		for _, b := range []*key.Binding{&k.Exit, &k.Kill, &k.Upgrade, &k.Chaos, &k.LoadUp, &k.LoadDown, &k.Palette, &k.Modules} {
 			b.SetEnabled(false)
 		}
 	}
@@ -69,6 +70,9 @@ func newKeyMap(readOnly bool, acts Actions) keyMap {
 	}
 	if acts.RunCommand == nil {
 		k.Palette.SetEnabled(false)
+	}
+	if acts.Modules == nil || acts.UpgradeModule == nil {
+		k.Modules.SetEnabled(false)
 	}
 	return k
 }
@@ -119,7 +123,7 @@ func (k keyMap) groups() []helpGroup {
 		}},
 		{"Tables", []helpEntry{one(k.Filter), one(k.Sort), one(k.Reverse)}},
 		{"Process", []helpEntry{one(k.Trace), one(k.Exit), one(k.Kill), one(k.Upgrade)}},
-		{"System", []helpEntry{one(k.Chaos), pair("+ -", "more / less load", k.LoadUp, k.LoadDown), one(k.Palette)}},
+		{"System", []helpEntry{one(k.Chaos), pair("+ -", "more / less load", k.LoadUp, k.LoadDown), one(k.Palette), one(k.Modules)}},
 		{"General", []helpEntry{one(k.Pause), one(k.Help), one(k.Quit)}},
 	}
 }
@@ -133,7 +137,7 @@ func (k keyMap) footer(v viewID, detail bool) []key.Binding {
 	case v == viewProcs:
 		own = []key.Binding{k.Open, k.Filter, k.Sort, k.Reverse, k.Exit, k.Kill, k.Trace}
 	case v == viewApps:
-		own = []key.Binding{k.Fold, k.Open, k.Exit, k.Upgrade}
+		own = []key.Binding{k.Fold, k.Open, k.Exit, k.Upgrade, k.Modules}
 	case v == viewEvents:
 		own = []key.Binding{k.Open, k.Filter}
 	case v == viewOverview, v == viewLedger, v == viewTables:

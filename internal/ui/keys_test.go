@@ -36,7 +36,7 @@ func TestKeysChangeWhatTheScreenShows(t *testing.T) {
 		{"enter on a link follows it", []string{"3", "enter", "enter"}, []string{"Process <0.1.0> telecom_sup", "esc back to <0.4.0>"}, nil},
 		{"esc walks back through followed links", []string{"3", "enter", "enter", "esc"}, []string{"Process <0.4.0> ledger_writer"}, nil},
 		{"esc leaves the process for the table", []string{"3", "enter", "esc"}, []string{"Processes 90"}, []string{"State (sys:get_state)"}},
-		{"? lists the keys", []string{"?"}, []string{"Keys", "toggle tracing", "kill now", "command palette"}, nil},
+		{"? lists the keys", []string{"?"}, []string{"Keys", "toggle tracing", "kill now", "command palette", "upgrade a module…"}, nil},
 		{"esc closes the help", []string{"?", "esc"}, []string{"Node"}, []string{"Keys ─"}},
 		{"x offers kill, shutdown or a reason", []string{"3", "x"}, []string{"Exit signal", "Send an exit signal to <0.4.0>", "› kill", "shutdown", "custom…"}, nil},
 		{"the custom reason takes text", []string{"3", "x", "down", "down", "o", "k"}, []string{"reason: ok"}, nil},
@@ -78,17 +78,18 @@ func TestReadOnlyHidesAndDisablesDestructiveKeys(t *testing.T) {
 	f := newFixture(t)
 	h := newHarness(t, f.src, Options{NoColor: true, ReadOnly: true}, 100, 30)
 	h.key("?")
-	for _, hidden := range []string{"exit signal", "kill now", "upgrade code", "toggle chaos", "more / less load", "command palette"} {
+	for _, hidden := range []string{"exit signal", "kill now", "upgrade code", "toggle chaos", "more / less load", "command palette", "upgrade a module"} {
 		h.mustNotShow(hidden)
 	}
 	h.mustShow("toggle tracing")
 	h.key("esc")
 	h.mustShow("read-only")
-	for _, k := range []string{"3", "x", "ctrl+k", "r", "c", "+", "-", ":"} {
+	for _, k := range []string{"3", "x", "ctrl+k", "r", "c", "+", "-", ":", "R"} {
 		h.key(k)
 	}
 	h.mustNotShow("Exit signal")
 	h.mustNotShow("Command")
+	h.mustNotShow("Code modules")
 	if calls := f.src.recorded(); len(calls) != 0 {
 		t.Errorf("read-only UI called actions: %v", calls)
 	}
@@ -363,4 +364,120 @@ func TestKeysPressedWhileASnapshotRunsAreNotUndone(t *testing.T) {
 	if h.m.procs.cursor != 2 || h.m.procs.sel != want {
 		t.Errorf("after the late snapshot the cursor is on rank %d (%v), want 2 (%v)", h.m.procs.cursor, h.m.procs.sel, want)
 	}
+}
+
+func TestModulesDialogMovesAWholeModule(t *testing.T) {
+	tests := []struct {
+		name    string
+		keys    []string
+		calls   []string
+		want    []string
+		notWant []string
+	}{
+		{"R lists every module with its versions and processes", []string{"R"}, nil,
+			[]string{"Code modules", "call_router_server · current 1 · old code 2", "least-cost routing", "not carried", "› 2"}, nil},
+		{"enter moves the module to the version picked", []string{"R", "enter"},
+			[]string{"upgrade module billing_engine_server 2"},
+			[]string{"billing_engine_server 1 → 2: 1 process moved, longest pause 120µs; new processes start on 2",
+				"billing_engine_server · current 2 · old code none"}, nil},
+		{"a downgrade is a move to an older version", []string{"R", "enter", "up", "enter"},
+			[]string{"upgrade module billing_engine_server 2", "upgrade module billing_engine_server 1"},
+			[]string{"billing_engine_server 2 → 1: 1 process moved", "billing_engine_server · current 1"}, nil},
+		{"the current version takes back the processes a canary moved", []string{"R", "down", "enter"},
+			[]string{"upgrade module call_router_server 1"},
+			[]string{"call_router_server 1: 1 process moved", "call_router_server · current 1 · old code none"}, nil},
+		{"a module on its version already stays", []string{"R", "up", "enter"},
+			[]string{"upgrade module billing_engine_server 1"},
+			[]string{"billing_engine_server already runs 1: no process had to move"}, nil},
+		{"a failing code_change rolls every process back", []string{"R", "down", "down", "down", "down", "enter"},
+			[]string{"upgrade module session 2"},
+			[]string{"session 1 → 2 failed and was rolled back: 59 processes moved back, every process stays on its old",
+				"error: code: session 1 -> 2 aborted: <0.9.0>: code_change: cannot convert state",
+				"session · current 1 · old code none"}, nil},
+		{"a module on a version no longer carried cannot move", []string{"R", "end", "down", "down", "down", "down", "down", "down", "enter"},
+			[]string{"upgrade module verifier 2"},
+			[]string{"verifier 1 → 2 refused: no process was moved", "not registered"}, nil},
+		{"esc closes the dialog", []string{"R", "esc"}, nil, []string{"Node"}, []string{"Code modules"}},
+		{"the result stays in the status line", []string{"R", "enter", "esc"},
+			[]string{"upgrade module billing_engine_server 2"},
+			[]string{"billing_engine_server 1 → 2: 1 process moved"}, []string{"Code modules"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			h := newHarness(t, f.src, Options{NoColor: true}, 120, 30)
+			for _, k := range tt.keys {
+				h.key(k)
+			}
+			if got := f.src.recorded(); !slices.Equal(got, tt.calls) {
+				t.Errorf("actions called %q, want %q", got, tt.calls)
+			}
+			for _, w := range tt.want {
+				h.mustShow(w)
+			}
+			for _, w := range tt.notWant {
+				h.mustNotShow(w)
+			}
+		})
+	}
+}
+
+func TestModulesDialogTakesOneMoveAtATime(t *testing.T) {
+	f := newFixture(t)
+	h := newHarness(t, f.src, Options{NoColor: true}, 120, 30)
+	h.key("R")
+	// The move's command is held back, as if the upgrade were still running.
+	_, move := h.m.Update(keyPress("enter"))
+	h.mustShow("moving every process of billing_engine_server 2…")
+	if _, again := h.m.Update(keyPress("enter")); again != nil {
+		t.Error("a second enter started another move while one runs")
+	}
+	h.run(move)
+	if got := f.src.recorded(); !slices.Equal(got, []string{"upgrade module billing_engine_server 2"}) {
+		t.Errorf("actions called %q", got)
+	}
+	h.mustShow("1 process moved")
+}
+
+func TestModulesKeyNeedsBothActions(t *testing.T) {
+	for _, acts := range []Actions{{}, {Modules: func() ([]ModuleView, error) { return nil, nil }}} {
+		if newKeyMap(false, acts).Modules.Enabled() {
+			t.Errorf("R is enabled with Modules set %v and UpgradeModule unset", acts.Modules != nil)
+		}
+	}
+}
+
+func TestSelectionStaysOnItsProcessInAScannedOrder(t *testing.T) {
+	f := newFixture(t)
+	h := newHarness(t, f.src, Options{NoColor: true}, 100, 30)
+	h.key("3")
+	h.key("S") // smallest mailbox first: an order the runtime cannot rank
+	h.key("g")
+	for range 3 {
+		h.key("j")
+	}
+	sel := h.m.procs.sel
+	if h.m.procs.cursor != 3 || sel.IsZero() {
+		t.Fatalf("selection at rank %d (%v), want rank 3", h.m.procs.cursor, sel)
+	}
+	grows := slices.Index(f.pids, sel)
+	f.env.mu.Lock()
+	f.env.mq = func(i int, now time.Time) int {
+		if i == grows {
+			return 5000
+		}
+		return f.env.procs[i].MailboxLen
+	}
+	f.env.mu.Unlock()
+	h.advance(scanEvery)
+	if h.m.procs.sel != sel {
+		t.Fatalf("selection moved to %v, want it on %v", h.m.procs.sel, sel)
+	}
+	if want := fixtureProcs - 1; h.m.procs.cursor != want {
+		t.Errorf("selected process ranks %d, want %d after its mailbox grew", h.m.procs.cursor, want)
+	}
+	if line := h.line(sel.String() + " "); !strings.Contains(line, "5,000") {
+		t.Errorf("row of %v is %q, want its new mailbox length", sel, line)
+	}
+	h.mustShow("full scan")
 }

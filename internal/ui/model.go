@@ -226,6 +226,12 @@ func (m *model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		if msg.refresh {
 			return m, m.snapshotCmd(true)
 		}
+	case modulesMsg:
+		if d, ok := m.topDialog().(*modulesDialog); ok {
+			d.setModules(msg)
+		}
+	case moduleUpgradeMsg:
+		return m, m.moduleUpgraded(msg)
 	case paletteMsg:
 		if p, ok := m.topDialog().(*paletteDialog); ok {
 			p.result(msg)
@@ -352,7 +358,9 @@ func (m *model) applyFrame(f frame) tea.Cmd {
 	m.apps.setTree(f.tree, f.layout, f.flashes, m.sh.now)
 	if f.procs.valid {
 		if f.gen == m.gen {
+			old := m.procs.page.rows
 			m.procs.setPage(f.procs)
+			m.probe.recycle(old)
 		} else {
 			m.pending = true
 		}
@@ -525,6 +533,9 @@ func (m *model) handleKey(k tea.KeyPressMsg) tea.Cmd {
 	case key.Matches(k, keys.Palette):
 		m.push(newPaletteDialog())
 		return nil
+	case key.Matches(k, keys.Modules):
+		m.push(newModulesDialog())
+		return m.listModules()
 	case key.Matches(k, keys.Chaos):
 		return m.action(func() (string, error) { return m.acts.ToggleChaos() })
 	case key.Matches(k, keys.LoadUp):

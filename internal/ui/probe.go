@@ -185,6 +185,9 @@ type procPage struct {
 	total   int // processes matching the filter
 	selRank int // rank of the selected process, -1 if it is not in view
 	scanned bool
+	// scanTook is what the full scan behind a scanned page cost; the
+	// order it found is kept for scanEvery.
+	scanTook time.Duration
 }
 
 // detailData is one process as the detail pane shows it, formatted off the UI loop.
@@ -237,26 +240,78 @@ type probe struct {
 	env env
 
 	buf   []runtime.ProcessInfo
-	keys  []float64
-	idx   []int32
+	keys  []scanKey
+	best  []scanKey
+	names nameRanks
+	kept  keptOrder
 	evbuf []runtime.Event
 
-	marks map[uint64]msgMark // message counts by process, for rates
+	// spare hands the rows of pages the pane has let go of back to the
+	// probe, so a refresh reuses them instead of allocating its rows.
+	spare chan []procRow
+
+	marks markTable // message counts by process, for rates
 	epoch uint32
 
 	sups map[runtime.PID]supMark // per supervisor, to spot restarts cheaply
-
-	prevTop []runtime.PID // the latest Top ranking shown, for stable ties
-	prevKey runtime.SortKey
 }
 
 // msgMark is a process's message count at the start of its rate window,
 // and the rate of the last whole window.
 type msgMark struct {
 	in   uint64
-	at   time.Time
+	at   int64   // Unix nanoseconds
 	rate float64 // < 0 until a window has closed
-	seen uint32
+	ok   bool    // false: no mark yet
+}
+
+// markPageBits sizes a page of marks: 64 consecutive process numbers.
+const markPageBits = 6
+
+// markPage holds the marks of consecutive process numbers. The node hands
+// numbers out in order and a scan lists a page's processes together, so
+// most marks are found without a map lookup.
+type markPage struct {
+	seen  uint32 // the latest epoch a mark of the page was read
+	marks [1 << markPageBits]msgMark
+}
+
+// markTable finds a process's mark by its number: pages by page number,
+// and the page of the previous lookup at hand. Its zero value is empty.
+type markTable struct {
+	pages map[uint64]*markPage
+	last  *markPage
+	lastN uint64
+}
+
+// mark returns the mark of process id, making room for it, and notes that
+// its page was seen in epoch.
+func (t *markTable) mark(id uint64, epoch uint32) *msgMark {
+	n := id >> markPageBits
+	pg := t.last
+	if pg == nil || t.lastN != n {
+		pg = t.pages[n]
+		if pg == nil {
+			if t.pages == nil {
+				t.pages = make(map[uint64]*markPage)
+			}
+			pg = &markPage{}
+			t.pages[n] = pg
+		}
+		t.last, t.lastN = pg, n
+	}
+	pg.seen = epoch
+	return &pg.marks[id&(1<<markPageBits-1)]
+}
+
+// prune forgets the pages not read for a while.
+func (t *markTable) prune(epoch uint32) {
+	for n, pg := range t.pages {
+		if epoch-pg.seen > 16 {
+			delete(t.pages, n)
+		}
+	}
+	t.last = nil
 }
 
 // supMark remembers a supervisor's restart window and its children's
@@ -274,7 +329,7 @@ func newProbe(src Source) *probe {
 	} else {
 		e = newLiveEnv(src.Node())
 	}
-	return &probe{src: src, env: e, marks: make(map[uint64]msgMark), sups: make(map[runtime.PID]supMark)}
+	return &probe{src: src, env: e, sups: make(map[runtime.PID]supMark), spare: make(chan []procRow, 2)}
 }
 
 // rateWindow is the shortest interval a message rate is measured over;
@@ -305,6 +360,9 @@ func (p *probe) snapshot(q query) frame {
 	f.flashes = p.diffTree(f.tree)
 	p.epoch++
 	if q.procs {
+		// The runtime ranks by a few keys itself, from atomics and with a
+		// heap of the rows asked for; any other order, a reversed one or
+		// a filter needs every process copied.
 		if k, ok := q.sort.topKey(); ok && q.filter == "" && q.asc == q.sort.defaultAsc() {
 			f.procs = p.topPage(q, k, f.stats.Processes, restarts, start)
 		} else {
@@ -423,35 +481,54 @@ func childKey(c *ChildView) string {
 // with every refresh; before the first window closes it is measured over
 // what there is, and unknown (< 0) for the first quarter window.
 func (p *probe) rateOf(id, in uint64, now time.Time) float64 {
-	m, ok := p.marks[id]
-	if !ok || in < m.in {
-		p.marks[id] = msgMark{in: in, at: now, rate: -1, seen: p.epoch}
+	m := p.marks.mark(id, p.epoch)
+	t := now.UnixNano()
+	if !m.ok || in < m.in {
+		*m = msgMark{in: in, at: t, rate: -1, ok: true}
 		return -1
 	}
-	m.seen = p.epoch
-	dt := now.Sub(m.at)
+	dt := time.Duration(t - m.at)
 	switch {
 	case dt >= rateWindow:
 		m.rate = float64(in-m.in) / dt.Seconds()
-		m.in, m.at = in, now
+		m.in, m.at = in, t
 	case m.rate < 0 && dt >= rateWindow/4:
-		p.marks[id] = m
 		return float64(in-m.in) / dt.Seconds()
 	}
-	p.marks[id] = m
 	return m.rate
 }
 
-// pruneMarks forgets processes not measured for a while, once the map has
-// outgrown the node.
+// pruneMarks forgets processes not measured for a while, once the marks
+// have outgrown the node.
 func (p *probe) pruneMarks(live int) {
-	if len(p.marks) <= 2*live+1024 {
+	if len(p.marks.pages) <= 2*(live>>markPageBits)+64 {
 		return
 	}
-	for id, m := range p.marks {
-		if p.epoch-m.seen > 16 {
-			delete(p.marks, id)
+	p.marks.prune(p.epoch)
+}
+
+// rows returns an empty slice for n rows, reusing one the pane let go of.
+func (p *probe) rows(n int) []procRow {
+	select {
+	case r := <-p.spare:
+		if cap(r) >= n {
+			return r[:0]
 		}
+	default:
+	}
+	return make([]procRow, 0, n)
+}
+
+// recycle takes back the rows of a page that is no longer shown. It is
+// called from Update while a snapshot may run, hence the channel.
+func (p *probe) recycle(rows []procRow) {
+	if cap(rows) == 0 {
+		return
+	}
+	clear(rows) // drop the strings
+	select {
+	case p.spare <- rows[:0]:
+	default:
 	}
 }
 
@@ -460,7 +537,7 @@ func (p *probe) pruneMarks(live int) {
 func (p *probe) topPage(q query, key runtime.SortKey, live int, restarts map[runtime.PID]int, now time.Time) procPage {
 	rows := max(q.rows, 1)
 	k := q.offset + 3*rows
-	infos := p.stable(p.env.top(k, key), key, k)
+	infos := stable(p.env.top(k, key), key)
 	total := live
 	if len(infos) < k {
 		total = len(infos)
@@ -469,7 +546,7 @@ func (p *probe) topPage(q query, key runtime.SortKey, live int, restarts map[run
 	if sel < 0 && !q.sel.IsZero() && len(infos) == k && p.env.alive(q.sel) {
 		// The selection fell out of the window: look further once.
 		k = min(max(live, k), 8*k)
-		infos = p.stable(p.env.top(k, key), key, k)
+		infos = stable(p.env.top(k, key), key)
 		sel = indexOf(infos, q.sel)
 		if len(infos) < k {
 			total = len(infos)
@@ -481,14 +558,14 @@ func (p *probe) topPage(q query, key runtime.SortKey, live int, restarts map[run
 	}
 	offset = clamp(offset, 0, max(total-rows, 0))
 	if offset+2*rows > len(infos) && len(infos) < total {
-		infos = p.stable(p.env.top(offset+2*rows, key), key, offset+2*rows)
+		infos = stable(p.env.top(offset+2*rows, key), key)
 		sel = indexOf(infos, q.sel)
 	}
 	first := max(offset-rows, 0)
 	page := procPage{valid: true, sel: q.sel, offset: offset, first: first, total: total, selRank: sel}
 	end := min(len(infos), offset+2*rows)
 	if first < end {
-		page.rows = make([]procRow, 0, end-first)
+		page.rows = p.rows(end - first)
 		for i := first; i < end; i++ {
 			page.rows = append(page.rows, p.row(&infos[i], restarts, now))
 		}
@@ -511,89 +588,18 @@ func topValue(it *runtime.ProcessInfo, key runtime.SortKey) int64 {
 	return int64(it.MailboxLen)
 }
 
-// stable orders a Top result by value, then PID, and keeps its membership
-// steady. The runtime's Top breaks ties in no particular order, so among
-// many equal values (a hundred thousand empty mailboxes) it would return a
-// different subset each time and the table would reshuffle on every
-// refresh. Processes tied at the cut-off value that were shown last time
-// keep their places while they still have that value; the first time, the
-// tie is filled with the oldest processes, which read as the lowest PIDs.
-func (p *probe) stable(infos []runtime.ProcessInfo, key runtime.SortKey, k int) []runtime.ProcessInfo {
-	byValue := func(a, b runtime.ProcessInfo) int {
+// stable orders a Top result by the values it shows, then by PID. The
+// runtime's Top ranks by values read a moment before the rows were, and
+// among equal values it keeps the oldest processes, the lowest PIDs, so
+// a hundred thousand empty mailboxes give the same rows on every refresh.
+func stable(infos []runtime.ProcessInfo, key runtime.SortKey) []runtime.ProcessInfo {
+	slices.SortStableFunc(infos, func(a, b runtime.ProcessInfo) int {
 		if c := cmp.Compare(topValue(&b, key), topValue(&a, key)); c != 0 {
 			return c
 		}
 		return cmp.Compare(a.PID.ID(), b.PID.ID())
-	}
-	slices.SortFunc(infos, byValue)
-	if len(infos) < k || len(infos) == 0 {
-		p.remember(infos, key) // the whole node: nothing was left out
-		return infos
-	}
-	cut := topValue(&infos[len(infos)-1], key)
-	first := len(infos) // first tied entry
-	for first > 0 && topValue(&infos[first-1], key) == cut {
-		first--
-	}
-	ties := len(infos) - first
-	if p.prevKey != key || len(p.prevTop) == 0 {
-		p.prevTop, p.prevKey = p.seed(key, cut, k+first), key
-	}
-	in := make(map[runtime.PID]int, len(infos))
-	for i := range infos {
-		in[infos[i].PID] = i
-	}
-	kept := make([]runtime.ProcessInfo, 0, ties)
-	taken := make(map[runtime.PID]bool, ties)
-	for _, pid := range p.prevTop {
-		if len(kept) == ties {
-			break
-		}
-		if i, ok := in[pid]; ok {
-			if i >= first {
-				kept = append(kept, infos[i])
-				taken[pid] = true
-			}
-			continue
-		}
-		if info := p.env.info(pid); !info.PID.IsZero() && info.Status != runtime.StatusExiting && topValue(&info, key) == cut {
-			kept = append(kept, info)
-			taken[pid] = true
-		}
-	}
-	for i := first; i < len(infos) && len(kept) < ties; i++ {
-		if !taken[infos[i].PID] {
-			kept = append(kept, infos[i])
-		}
-	}
-	out := append(infos[:first:first], kept...)
-	p.remember(out, key)
-	return out
-}
-
-// seed lists the oldest n processes whose value is cut, in PID order: the
-// processes a tie at cut is first filled with.
-func (p *probe) seed(key runtime.SortKey, cut int64, n int) []runtime.PID {
-	if key == runtime.ByAge {
-		return nil // ages do not tie
-	}
-	oldest := p.env.top(n, runtime.ByAge)
-	out := make([]runtime.PID, 0, len(oldest))
-	for i := range oldest {
-		if topValue(&oldest[i], key) == cut {
-			out = append(out, oldest[i].PID)
-		}
-	}
-	slices.SortFunc(out, func(a, b runtime.PID) int { return cmp.Compare(a.ID(), b.ID()) })
-	return out
-}
-
-func (p *probe) remember(infos []runtime.ProcessInfo, key runtime.SortKey) {
-	p.prevKey = key
-	p.prevTop = p.prevTop[:0]
-	for i := range infos {
-		p.prevTop = append(p.prevTop, infos[i].PID)
-	}
+	})
+	return infos
 }
 
 func indexOf(infos []runtime.ProcessInfo, pid runtime.PID) int {
@@ -612,67 +618,152 @@ func clamp(v, lo, hi int) int {
 	return max(lo, min(v, hi))
 }
 
+// scanKey places one process in a scanned order. The sort value is
+// worked out once per process and negated for a descending order, so that
+// in every order the smaller (v, id) ranks first; ties go to the lower PID.
+type scanKey struct {
+	v  float64
+	id uint64 // PID number
+	i  int32  // index into the scan
+}
+
+func (a *scanKey) before(b *scanKey) bool {
+	return a.v < b.v || a.v == b.v && a.id < b.id
+}
+
+func compareScanKeys(a, b scanKey) int {
+	switch {
+	case a.before(&b):
+		return -1
+	case b.before(&a):
+		return 1
+	}
+	return 0
+}
+
+// scanEvery is how long the order found by a full scan is kept. The
+// refreshes in between re-read only the rows around the view, in that
+// order, with fresh figures: at a hundred thousand processes a scan costs
+// milliseconds and a row a microsecond. Rates change once a second anyway.
+const scanEvery = time.Second
+
+// keptOrder is the order of the latest full scan, from the first rank on,
+// and what it was taken for.
+type keptOrder struct {
+	valid  bool
+	at     time.Time
+	took   time.Duration
+	gen    uint64
+	sort   sortKey
+	asc    bool
+	filter string
+	total  int
+	pids   []runtime.PID // by rank
+}
+
+// keptPage serves a page from the kept order, if it is recent, was taken
+// for the same query and reaches the rows asked for.
+func (p *probe) keptPage(q query, restarts map[runtime.PID]int, now time.Time) (procPage, bool) {
+	k := &p.kept
+	if !k.valid || k.gen != q.gen || k.sort != q.sort || k.asc != q.asc || k.filter != q.filter {
+		return procPage{}, false
+	}
+	if age := now.Sub(k.at); age < 0 || age >= scanEvery {
+		return procPage{}, false
+	}
+	rows := max(q.rows, 1)
+	offset, selRank := q.offset, -1
+	if !q.sel.IsZero() {
+		if selRank = slices.Index(k.pids, q.sel); selRank < 0 {
+			return procPage{}, false
+		}
+		offset = selRank - q.selRow
+	}
+	offset = clamp(offset, 0, max(k.total-rows, 0))
+	first, end := max(offset-rows, 0), min(k.total, offset+2*rows)
+	if end > len(k.pids) {
+		return procPage{}, false // scrolled past what was kept
+	}
+	page := procPage{valid: true, sel: q.sel, offset: offset, first: first, total: k.total, selRank: selRank, scanned: true, scanTook: k.took}
+	if first < end {
+		page.rows = p.rows(end - first)
+		for _, pid := range k.pids[first:end] {
+			info := p.env.info(pid)
+			if info.PID.IsZero() {
+				// Gone since the scan: it keeps its place until the next.
+				info = runtime.ProcessInfo{PID: pid, Status: runtime.StatusExiting}
+			}
+			page.rows = append(page.rows, p.row(&info, restarts, now))
+		}
+	}
+	return page, true
+}
+
 // scanPage copies every process, filters, and keeps the best rows with a
-// bounded heap: a full scan, for orders and filters the runtime cannot rank.
+// bounded heap: a full scan, for orders and filters the runtime cannot
+// rank. Each process costs one pass that reads its sort value into a flat
+// key; ranking and finding the selection then compare keys only. The
+// order found is kept for scanEvery, with a few pages below the view.
 func (p *probe) scanPage(q query, restarts map[runtime.PID]int, now time.Time) procPage {
+	if page, ok := p.keptPage(q, restarts, now); ok {
+		return page
+	}
+	start := p.env.now()
 	p.buf = p.env.scan(p.buf)
 	items := p.buf
-	if q.filter != "" {
-		var scratch [32]byte
-		n := 0
-		for i := range items {
-			if matchProc(&items[i], q.filter, scratch[:0]) {
-				items[n] = items[i]
-				n++
-			}
-		}
-		clear(items[n:]) // drop references to filtered-out strings
-		items = items[:n]
+	keys := p.keys[:0]
+	sel := -1
+	var scratch [32]byte
+	if q.sort == sortName {
+		p.names.reset()
 	}
-	keys := slices.Grow(p.keys[:0], len(items))[:len(items)]
 	for i := range items {
 		it := &items[i]
+		if q.filter != "" && !matchProc(it, q.filter, scratch[:0]) {
+			continue
+		}
+		if it.PID == q.sel {
+			sel = len(keys)
+		}
+		var v float64
 		switch q.sort {
 		case sortMailbox:
-			keys[i] = float64(it.MailboxLen)
+			v = float64(it.MailboxLen)
 		case sortRate:
-			keys[i] = p.rateOf(it.PID.ID(), it.MessagesIn, now)
+			v = p.rateOf(it.PID.ID(), it.MessagesIn, now)
 		case sortHandler:
-			keys[i] = float64(it.HandlerTime)
+			v = float64(it.HandlerTime)
 		case sortRestarts:
-			keys[i] = float64(restarts[it.PID])
+			if len(restarts) > 0 {
+				v = float64(restarts[it.PID])
+			}
+		case sortName:
+			v = float64(p.names.add(it.Name, it.Module))
 		case sortAge:
-			keys[i] = float64(now.Sub(it.Started))
+			v = float64(now.Sub(it.Started))
+		}
+		if !q.asc && q.sort != sortName {
+			v = -v
+		}
+		keys = append(keys, scanKey{v: v, id: it.PID.ID(), i: int32(i)})
+	}
+	if q.sort == sortName {
+		// Names compare as strings: rank the few distinct pairs in the
+		// order asked for, then give each process its pair's rank.
+		rank := p.names.ranks(q.asc)
+		for i := range keys {
+			keys[i].v = float64(rank[int(keys[i].v)])
 		}
 	}
 	p.keys = keys
-	asc := q.asc
-	less := func(a, b int) bool {
-		x, y := &items[a], &items[b]
-		if q.sort == sortName {
-			xn, yn := x.Name == "", y.Name == ""
-			if xn != yn {
-				return yn // named processes first, either way
-			}
-			if c := strings.Compare(x.Name, y.Name); c != 0 {
-				return (c < 0) == asc
-			}
-			if c := strings.Compare(x.Module, y.Module); c != 0 {
-				return (c < 0) == asc
-			}
-		} else if keys[a] != keys[b] {
-			return (keys[a] < keys[b]) == asc
-		}
-		return x.PID.ID() < y.PID.ID()
-	}
-	total := len(items)
+	total := len(keys)
 	rows := max(q.rows, 1)
-	sel := indexOf(items, q.sel)
 	offset, selRank := q.offset, -1
 	if sel >= 0 {
 		selRank = 0
-		for i := range items {
-			if less(i, sel) {
+		sk := &keys[sel]
+		for i := range keys {
+			if keys[i].before(sk) {
 				selRank++
 			}
 		}
@@ -680,49 +771,39 @@ func (p *probe) scanPage(q query, restarts map[runtime.PID]int, now time.Time) p
 	}
 	offset = clamp(offset, 0, max(total-rows, 0))
 	first, end := max(offset-rows, 0), min(total, offset+2*rows)
-	p.idx = selectTop(p.idx, len(items), end, less)
+	p.best = selectTop(p.best, keys, min(total, offset+4*rows))
 	page := procPage{valid: true, sel: q.sel, offset: offset, first: first, total: total, selRank: selRank, scanned: true}
 	if first < end {
-		page.rows = make([]procRow, 0, end-first)
-		for _, i := range p.idx[first:end] {
-			page.rows = append(page.rows, p.row(&items[i], restarts, now))
+		page.rows = p.rows(end - first)
+		for _, k := range p.best[first:end] {
+			page.rows = append(page.rows, p.row(&items[k.i], restarts, now))
 		}
 	}
+	k := &p.kept
+	*k = keptOrder{valid: true, at: now, gen: q.gen, sort: q.sort, asc: q.asc, filter: q.filter, total: total, pids: k.pids[:0]}
+	for _, b := range p.best {
+		k.pids = append(k.pids, items[b.i].PID)
+	}
+	k.took = p.env.now().Sub(start)
+	page.scanTook = k.took
 	return page
 }
 
-// selectTop returns, in order, the indices of the m best of n items under
-// less, keeping a heap of m instead of sorting all n.
-func selectTop(h []int32, n, m int, less func(a, b int) bool) []int32 {
+// selectTop returns, in order, the m first keys, keeping a heap of m in h
+// instead of sorting them all.
+func selectTop(h, keys []scanKey, m int) []scanKey {
 	h = h[:0]
 	if m <= 0 {
 		return h
 	}
-	// h is a heap with the worst kept item at h[0].
-	worse := func(a, b int32) bool { return less(int(b), int(a)) }
-	down := func(i int) {
-		for {
-			l := 2*i + 1
-			if l >= len(h) {
-				return
-			}
-			w := l
-			if r := l + 1; r < len(h) && worse(h[r], h[l]) {
-				w = r
-			}
-			if !worse(h[w], h[i]) {
-				return
-			}
-			h[i], h[w] = h[w], h[i]
-			i = w
-		}
-	}
-	for i := range n {
+	// h is a heap with the last kept key at h[0].
+	for i := range keys {
+		k := &keys[i]
 		if len(h) < m {
-			h = append(h, int32(i))
+			h = append(h, *k)
 			for j := len(h) - 1; j > 0; {
 				parent := (j - 1) / 2
-				if !worse(h[j], h[parent]) {
+				if !h[parent].before(&h[j]) {
 					break
 				}
 				h[j], h[parent] = h[parent], h[j]
@@ -730,21 +811,100 @@ func selectTop(h []int32, n, m int, less func(a, b int) bool) []int32 {
 			}
 			continue
 		}
-		if less(i, int(h[0])) {
-			h[0] = int32(i)
-			down(0)
+		if !k.before(&h[0]) {
+			continue
+		}
+		h[0] = *k
+		for j := 0; ; {
+			l := 2*j + 1
+			if l >= len(h) {
+				break
+			}
+			w := l
+			if r := l + 1; r < len(h) && h[l].before(&h[r]) {
+				w = r
+			}
+			if !h[j].before(&h[w]) {
+				break
+			}
+			h[j], h[w] = h[w], h[j]
+			j = w
 		}
 	}
-	slices.SortFunc(h, func(a, b int32) int {
-		switch {
-		case less(int(a), int(b)):
-			return -1
-		case less(int(b), int(a)):
+	slices.SortFunc(h, compareScanKeys)
+	return h
+}
+
+// nameRanks orders processes by name: named ones first, by name and then
+// module, in either direction. A node has few distinct names and modules
+// (workers of one module share them), so each distinct pair is ranked
+// once and a process's key is its pair's rank.
+type nameRanks struct {
+	pairs []namePair
+	index map[namePair]int
+	last  int // pair of the previous add, which the next usually repeats
+	order []int
+	rank  []int
+}
+
+type namePair struct{ name, module string }
+
+func (n *nameRanks) reset() {
+	clear(n.pairs)
+	n.pairs = n.pairs[:0]
+	clear(n.index)
+	n.last = -1
+}
+
+// add returns the number of a process's pair.
+func (n *nameRanks) add(name, module string) int {
+	if n.last >= 0 {
+		if lp := &n.pairs[n.last]; lp.name == name && lp.module == module {
+			return n.last
+		}
+	}
+	k := namePair{name, module}
+	i, ok := n.index[k]
+	if !ok {
+		if n.index == nil {
+			n.index = make(map[namePair]int)
+		}
+		i = len(n.pairs)
+		n.pairs = append(n.pairs, k)
+		n.index[k] = i
+	}
+	n.last = i
+	return i
+}
+
+// ranks returns each pair's place in the order, by pair number.
+func (n *nameRanks) ranks(asc bool) []int {
+	n.order = n.order[:0]
+	for i := range n.pairs {
+		n.order = append(n.order, i)
+	}
+	slices.SortFunc(n.order, func(a, b int) int {
+		x, y := &n.pairs[a], &n.pairs[b]
+		if xn, yn := x.name == "", y.name == ""; xn != yn {
+			if yn {
+				return -1 // named processes first, either way
+			}
 			return 1
 		}
-		return 0
+		c := cmp.Compare(x.name, y.name)
+		if c == 0 {
+			c = cmp.Compare(x.module, y.module)
+		}
+		if !asc {
+			c = -c
+		}
+		return c
 	})
-	return h
+	n.rank = slices.Grow(n.rank[:0], len(n.pairs))[:len(n.pairs)]
+	for r, i := range n.order {
+		n.rank[i] = r
+	}
+	return n.rank
 }
 
 // matchProc reports whether the filter (lower case) occurs in the

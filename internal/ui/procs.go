@@ -309,8 +309,8 @@ func (p *procsPane) title(c *shared) string {
 		b.WriteString(st.Dim.Render(" · " + strconv.Itoa(p.cursor+1) + "/" + commas(int64(p.page.total))))
 	}
 	if p.page.scanned {
-		// This order needs every process copied; say what a refresh costs.
-		b.WriteString(st.Dim.Render(" · full scan " + dur(c.took)))
+		// This order needs every process copied; say what that costs.
+		b.WriteString(st.Dim.Render(" · full scan " + dur(p.page.scanTook) + " each second"))
 	}
 	return fit(b.String(), p.w)
 }

@@ -149,4 +149,57 @@ type Actions struct {
 	Upgrade func(pid runtime.PID) (string, error)
 	// RunCommand runs one line of the command palette (: key).
 	RunCommand func(line string) (string, error)
+	// Modules lists the code modules and their versions for the modules
+	// dialog (R key), which needs UpgradeModule too.
+	Modules func() ([]ModuleView, error)
+	// UpgradeModule moves every process of a module to a version, all or
+	// nothing (R key): if one process fails, those already moved are moved
+	// back and the error says why. An older version downgrades.
+	UpgradeModule func(module, version string) (UpgradeReport, error)
+}
+
+// ModuleView is one code module of the modules dialog.
+type ModuleView struct {
+	Name string
+	// Current is the version new processes start with.
+	Current string
+	// Old lists the other versions that processes still run.
+	Old []string
+	// Versions are the versions the system carries, oldest first, then
+	// any version a process runs that the system does not carry.
+	Versions []VersionView
+}
+
+// VersionView is one version of a module.
+type VersionView struct {
+	Name  string
+	Notes string // what the version changed
+	// Current is the version new processes start with.
+	Current bool
+	// Available is false for a version that processes run but that the
+	// system does not carry: nothing can be moved to it.
+	Available bool
+	// Processes run this version now.
+	Processes int
+}
+
+// UpgradeReport is what moving a module to a version did.
+type UpgradeReport struct {
+	Module string
+	From   string // the module's current version before
+	To     string
+	// Upgraded run To now because of this move.
+	Upgraded int
+	// RolledBack were moved to To and back after another process failed.
+	RolledBack int
+	// Failed could not be suspended or moved (their code_change failed);
+	// they stay on the version they ran.
+	Failed int
+	// Stranded were moved to To but could not be moved back after another
+	// process failed: they still run To.
+	Stranded int
+	// Skipped exited during the move.
+	Skipped int
+	// MaxPause is the longest time any process was suspended.
+	MaxPause time.Duration
 }

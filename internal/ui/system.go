@@ -3,12 +3,15 @@ package ui
 import (
 	"context"
 	"math"
+	"os"
 	goruntime "runtime"
 	"runtime/metrics"
 	"time"
 
+	"github.com/shirou/gopsutil/v4/cpu"
 	"github.com/shirou/gopsutil/v4/load"
 	"github.com/shirou/gopsutil/v4/mem"
+	"github.com/shirou/gopsutil/v4/process"
 )
 
 // sysSample is one reading of the Go runtime, the host and this process.
@@ -35,13 +38,19 @@ type sysSample struct {
 }
 
 // sampler reads the system; it keeps the previous readings that CPU shares
-// are computed from, so one sampler serves one sequence of samples.
+// are computed from, so one sampler serves one sequence of samples. CPU
+// shares are deltas of cumulative times between two samples, so reading
+// never waits for an interval to pass.
 type sampler struct {
 	samples   []metrics.Sample
 	lastPause []uint64 // the GC pause histogram's counts at the previous sample
 
-	hostPrev cpuTimes
-	procPrev time.Duration
+	cpus int              // logical CPUs of the host; 0 until read
+	self *process.Process // this process; nil until found
+
+	hostPrev cpu.TimesStat
+	hostOK   bool          // hostPrev holds a reading
+	procPrev time.Duration // this process's CPU time at procAt
 	procAt   time.Time
 }
 
@@ -70,10 +79,14 @@ func newSampler() *sampler {
 	return s
 }
 
-// read takes one sample. It reads /proc and the runtime's metrics, so it
-// runs in a command, never on the UI loop.
+// sampleTimeout bounds the host and process readings of one sample.
+const sampleTimeout = 200 * time.Millisecond
+
+// read takes one sample. It reads the runtime's metrics and, through
+// gopsutil, the host and this process, so it runs in a command, never on
+// the UI loop.
 func (s *sampler) read(now time.Time) sysSample {
-	out := sysSample{at: now, hostCPU: -1, procCPU: -1, cpus: goruntime.NumCPU()}
+	out := sysSample{at: now, hostCPU: -1, procCPU: -1}
 	metrics.Read(s.samples)
 	u := func(i int) uint64 {
 		if s.samples[i].Value.Kind() == metrics.KindUint64 {
@@ -93,31 +106,78 @@ func (s *sampler) read(now time.Time) sysSample {
 		s.lastPause = append(s.lastPause[:0], h.Counts...)
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), sampleTimeout)
 	defer cancel()
+	if s.cpus == 0 {
+		// The host's count, not this process's affinity: the busy share
+		// below is of every CPU the host has.
+		if n, err := cpu.CountsWithContext(ctx, true); err == nil && n > 0 {
+			s.cpus = n
+		} else {
+			s.cpus = goruntime.NumCPU()
+		}
+	}
+	out.cpus = s.cpus
 	if vm, err := mem.VirtualMemoryWithContext(ctx); err == nil {
 		out.hostMemUsed, out.hostMemTotal = vm.Used, vm.Total
 	}
 	if l, err := load.AvgWithContext(ctx); err == nil {
 		out.load1 = l.Load1
 	}
-	if t, ok := readHostCPU(); ok {
-		if s.hostPrev.total > 0 && t.total > s.hostPrev.total {
-			out.hostCPU = float64(t.busy-s.hostPrev.busy) / float64(t.total-s.hostPrev.total)
-		}
-		s.hostPrev = t
-	}
-	if cpu, ok := processCPUTime(); ok {
-		if !s.procAt.IsZero() {
-			if wall := now.Sub(s.procAt); wall > 0 {
-				out.procCPU = float64(cpu-s.procPrev) / float64(wall)
+	if ts, err := cpu.TimesWithContext(ctx, false); err == nil && len(ts) > 0 {
+		if s.hostOK {
+			if share, ok := hostShare(s.hostPrev, ts[0]); ok {
+				out.hostCPU = share
 			}
 		}
-		s.procPrev, s.procAt = cpu, now
+		s.hostPrev, s.hostOK = ts[0], true
 	}
-	out.procRSS = processRSS()
+	if s.self == nil {
+		if p, err := process.NewProcessWithContext(ctx, int32(os.Getpid())); err == nil {
+			s.self = p
+		}
+	}
+	if s.self != nil {
+		if t, err := s.self.TimesWithContext(ctx); err == nil {
+			used := cpuSeconds(t.User + t.System)
+			if !s.procAt.IsZero() {
+				out.procCPU = procShare(s.procPrev, used, now.Sub(s.procAt))
+			}
+			s.procPrev, s.procAt = used, now
+		}
+		if mi, err := s.self.MemoryInfoWithContext(ctx); err == nil {
+			out.procRSS = mi.RSS
+		}
+	}
 	return out
 }
+
+// hostShare is the busy share of all CPUs between two readings of the
+// host's cumulative CPU times, as top computes it: idle and iowait are not
+// busy, and guest time, already counted in user and nice, is left out. It
+// is unknown when the counters did not move forward.
+func hostShare(prev, cur cpu.TimesStat) (float64, bool) {
+	busy := func(t cpu.TimesStat) float64 { return t.User + t.Nice + t.System + t.Irq + t.Softirq + t.Steal }
+	total := func(t cpu.TimesStat) float64 { return busy(t) + t.Idle + t.Iowait }
+	dt := total(cur) - total(prev)
+	if !(dt > 0) {
+		return 0, false
+	}
+	return min(max((busy(cur)-busy(prev))/dt, 0), 1), true
+}
+
+// procShare is a process's CPU use in CPUs (1.0 is one core busy) from its
+// CPU time at two moments wall apart; unknown (< 0) if the clock or the
+// counter went backwards.
+func procShare(prev, cur, wall time.Duration) float64 {
+	if wall <= 0 || cur < prev {
+		return -1
+	}
+	return float64(cur-prev) / float64(wall)
+}
+
+// cpuSeconds converts gopsutil's seconds of CPU time.
+func cpuSeconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
 
 func seconds(f float64) time.Duration {
 	if math.IsInf(f, 0) || math.IsNaN(f) {
@@ -170,6 +230,3 @@ func bucketTop(buckets []float64, i int) float64 {
 	}
 	return buckets[i]
 }
-
-// cpuTimes are the host's cumulative CPU times in clock ticks.
-type cpuTimes struct{ busy, total uint64 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"observer/internal/runtime"
+	"observer/internal/runtime/code"
 	"observer/internal/runtime/supervisor"
 	"observer/internal/telecom"
 	"observer/internal/ui"
@@ -191,8 +192,52 @@ func (s *Source) Actions() ui.Actions {
 			}
 			return fmt.Sprintf("load %g calls/s", r), nil
 		},
-		ToggleChaos: s.Chaos,
-		Upgrade:     s.Upgrade,
-		RunCommand:  s.sys.Exec,
+		ToggleChaos:   s.Chaos,
+		Upgrade:       s.Upgrade,
+		RunCommand:    s.sys.Exec,
+		Modules:       s.modules,
+		UpgradeModule: s.upgradeModule,
+	}
+}
+
+// modules lists the modules of the system's code registry.
+func (s *Source) modules() ([]ui.ModuleView, error) {
+	mods := s.sys.Code.Modules()
+	out := make([]ui.ModuleView, len(mods))
+	for i, m := range mods {
+		v := ui.ModuleView{Name: m.Name, Current: m.Current, Old: m.Old}
+		for _, vi := range m.Versions {
+			v.Versions = append(v.Versions, ui.VersionView{
+				Name: vi.Name, Notes: vi.Notes, Current: vi.Current, Available: vi.Registered, Processes: len(vi.Processes),
+			})
+		}
+		out[i] = v
+	}
+	return out, nil
+}
+
+// upgradeModule moves every process of a module, as the console's
+// upgrade command does: all or nothing, each step bounded by
+// telecom.UpgradeTimeout.
+func (s *Source) upgradeModule(module, version string) (ui.UpgradeReport, error) {
+	rep, err := s.sys.Code.Upgrade(module, version, nil, telecom.UpgradeTimeout)
+	return reportView(rep), err
+}
+
+func reportView(r code.Report) ui.UpgradeReport {
+	failed := make(map[runtime.PID]bool)
+	stranded := 0
+	for _, e := range r.Errors {
+		switch e.Step {
+		case "suspend", "code_change":
+			failed[e.PID] = true
+		case "rollback":
+			stranded++
+		}
+	}
+	return ui.UpgradeReport{
+		Module: r.Module, From: r.From, To: r.To,
+		Upgraded: len(r.Upgraded), RolledBack: len(r.RolledBack), Failed: len(failed), Stranded: stranded,
+		Skipped: len(r.Skipped), MaxPause: r.MaxPause,
 	}
 }
