@@ -203,10 +203,7 @@ func (s *server) started(pid runtime.PID, exited bool, reason any, err error) (r
 	}
 	select {
 	case a := <-s.ack:
-		if a.ignore || a.err != nil {
-			return runtime.PID{}, a.startErr()
-		}
-		return pid, nil
+		return a.result(pid)
 	default:
 	}
 	if exited {
@@ -258,10 +255,7 @@ func (s *server) wait(n *runtime.Node, pid runtime.PID, err error, opts Options)
 		// The process may have acknowledged its start and exited at once.
 		select {
 		case a := <-s.ack:
-			if a.ignore || a.err != nil {
-				return runtime.PID{}, a.startErr()
-			}
-			return pid, nil
+			return a.result(pid)
 		default:
 		}
 		return runtime.PID{}, &StartError{Reason: d.Reason}
@@ -270,6 +264,14 @@ func (s *server) wait(n *runtime.Node, pid runtime.PID, err error, opts Options)
 		<-w.C
 		return runtime.PID{}, &StartError{Reason: runtime.ErrTimeout}
 	}
+}
+
+// result is the start's answer: pid, or the error the ack carries.
+func (a startAck) result(pid runtime.PID) (runtime.PID, error) {
+	if a.ignore || a.err != nil {
+		return runtime.PID{}, a.startErr()
+	}
+	return pid, nil
 }
 
 func (a startAck) startErr() error {
