@@ -14,6 +14,7 @@ import (
 	"observer/internal/runtime"
 	"observer/internal/runtime/code"
 	"observer/internal/runtime/genserver"
+	"observer/internal/runtime/sys"
 	"observer/internal/telecom/routing"
 )
 
@@ -262,6 +263,85 @@ func TestRouterV2PicksTheCheapestHealthyTrunk(t *testing.T) {
 	runsVersion(t, s, RouterName, "1")
 	if seen := trunksUsed(t, fast); seen["tel-core-1"] == 0 || seen["tel-core-2"] == 0 {
 		t.Fatalf("after the downgrade: %v", seen)
+	}
+}
+
+func TestTheFastPathNeverWaitsForARouterUpgrade(t *testing.T) {
+	s := startSystem(t, quiet(t))
+	n, router := s.Node, mustWhereis(t, s, RouterName)
+	// An upgrade's steps, one at a time: suspend, code_change, resume.
+	if err := sys.Suspend(n, router, wait); err != nil {
+		t.Fatal(err)
+	}
+	type reply struct {
+		res routing.Result
+		err error
+	}
+	slow := make(chan reply, 1)
+	go func() {
+		res, err := s.Router.RouteViaServer(n, "SLOW", tollFree, wait)
+		slow <- reply{res, err}
+	}()
+	// A call through the suspended router process waits in its mailbox,
+	eventually(t, func() bool { return router.MailboxLen() == 1 })
+	// while the fast path routes at once, on the table version 1 published.
+	if seen := trunksUsed(t, s.Router.Route); seen["tel-core-1"] == 0 || seen["tel-core-2"] == 0 {
+		t.Fatalf("fast path while suspended on version 1: %v", seen)
+	}
+	// code_change publishes version 2's table, and the fast path follows
+	// it at once, the router process still suspended.
+	if err := sys.ChangeCode(n, router, &routerServerV2{rt: s.Router}, "2", nil, wait); err != nil {
+		t.Fatal(err)
+	}
+	if seen := trunksUsed(t, s.Router.Route); seen["tel-core-2"] != 200 {
+		t.Fatalf("fast path while suspended on version 2: %v, want every call on tel-core-2", seen)
+	}
+	if st, queued := router.Info().Status, router.MailboxLen(); st != runtime.StatusSuspended || queued != 1 {
+		t.Fatalf("router %v with %d queued, want suspended with the slow call queued", st, queued)
+	}
+	if err := sys.Resume(n, router, wait); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-slow; r.err != nil || r.res.Trunk != "tel-core-2" {
+		t.Fatalf("the queued call: %+v, want it routed by version 2", r)
+	}
+}
+
+func TestRouterV2LoadsTheTablePreparedBeforeTheUpgrade(t *testing.T) {
+	s := startSystem(t, quiet(t))
+	rt := s.Router
+	// The upgrade builds the least-cost table before it suspends the
+	// router; code_change loads that very table.
+	if err := (&routerServerV2{rt: rt}).PrepareUpgrade(); err != nil {
+		t.Fatal(err)
+	}
+	prepared, _, err := rt.leastCostOf(rt.Table())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Code.Upgrade(RouterModule, "2", nil, wait); err != nil {
+		t.Fatal(err)
+	}
+	if got := rt.cur.Load().r.Table(); got != prepared {
+		t.Fatal("version 2 routes over a table other than the one prepared")
+	}
+	// New costs make a new table, which a downgrade and upgrade then load.
+	if err := rt.SetCosts(s.Node, TrunkCosts{"tel-core-1": 0.001, "tel-core-2": 0.003}, wait); err != nil {
+		t.Fatal(err)
+	}
+	if seen := trunksUsed(t, rt.Route); seen["tel-core-1"] != 200 {
+		t.Fatalf("after new costs: %v", seen)
+	}
+	for _, to := range []string{"1", "2"} {
+		if _, err := s.Code.Upgrade(RouterModule, to, nil, wait); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := rt.cur.Load().r.Table(); got == prepared {
+		t.Fatal("version 2 still routes over the table prepared for the old costs")
+	}
+	if seen := trunksUsed(t, rt.Route); seen["tel-core-1"] != 200 {
+		t.Fatalf("after a downgrade and upgrade: %v, want the new costs", seen)
 	}
 }
 

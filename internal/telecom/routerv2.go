@@ -199,8 +199,23 @@ func leastCost(t *routing.Table, costs TrunkCosts) (*routing.Table, error) {
 type leastCostConfig struct {
 	reg *code.Registry // module versions; nil runs version 1 only
 
-	mu    sync.Mutex
-	costs TrunkCosts // nil: the embedded default
+	mu sync.Mutex
+	// costs are replaced, never changed in place, so a map read here may
+	// be kept without copying it. Nil: the embedded default.
+	costs TrunkCosts
+	gen   uint64         // counts the costs set, so that ready knows its costs
+	ready *preparedTable // the least-cost table built last
+}
+
+// preparedTable is a least-cost table built from a configured table under
+// one set of costs. Building one takes far longer than loading it (the
+// table is written out and parsed again), so it is built before an
+// upgrade suspends the router (see PrepareUpgrade) and version 2's
+// CodeChange, which runs while calls to the router wait, only loads it.
+type preparedTable struct {
+	from *routing.Table // the configured table
+	gen  uint64         // the costs, as leastCostConfig.gen
+	lc   *routing.Table // from, ordered by cost
 }
 
 // Costs returns the trunk costs that version 2 routes by.
@@ -213,10 +228,38 @@ func (rt *Router) Costs() TrunkCosts {
 	return cloneCosts(rt.lcr.costs)
 }
 
+// setCosts keeps c, which must not be changed afterwards.
 func (rt *Router) setCosts(c TrunkCosts) {
 	rt.lcr.mu.Lock()
 	rt.lcr.costs = c
+	rt.lcr.gen++
+	rt.lcr.ready = nil
 	rt.lcr.mu.Unlock()
+}
+
+// leastCostOf returns table ordered by the current costs, and those
+// costs, which the caller must not change. The table is built once for
+// each configured table and set of costs, then reused.
+func (rt *Router) leastCostOf(table *routing.Table) (*routing.Table, TrunkCosts, error) {
+	rt.lcr.mu.Lock()
+	costs, gen, ready := rt.lcr.costs, rt.lcr.gen, rt.lcr.ready
+	rt.lcr.mu.Unlock()
+	if costs == nil {
+		costs = defaultCosts()
+	}
+	if ready != nil && ready.from == table && ready.gen == gen {
+		return ready.lc, costs, nil
+	}
+	lc, err := leastCost(table, costs)
+	if err != nil {
+		return nil, nil, err
+	}
+	rt.lcr.mu.Lock()
+	if rt.lcr.gen == gen {
+		rt.lcr.ready = &preparedTable{from: table, gen: gen, lc: lc}
+	}
+	rt.lcr.mu.Unlock()
+	return lc, costs, nil
 }
 
 // current is the module and version a new router process starts on.
@@ -289,11 +332,12 @@ type routerStateV2 struct {
 }
 
 func (s *routerServerV2) Init(p *runtime.Process, _ any) genserver.Result {
-	costs := s.rt.Costs()
 	var table *routing.Table
+	var costs TrunkCosts
 	r, err := s.rt.startRouting(p, func(t *routing.Table) (*routing.Table, error) {
-		table = t
-		return leastCost(t, costs)
+		lc, c, err := s.rt.leastCostOf(t)
+		table, costs = t, c
+		return lc, err
 	})
 	if err != nil {
 		return genserver.Stop(err, nil)
@@ -301,14 +345,23 @@ func (s *routerServerV2) Init(p *runtime.Process, _ any) genserver.Result {
 	return genserver.Ok(&routerStateV2{r: r, table: table, costs: costs})
 }
 
+// PrepareUpgrade builds the least-cost copy of the configured table before
+// an upgrade to version 2 suspends the router (code.Preparer), so that
+// CodeChange only loads it while calls wait.
+func (s *routerServerV2) PrepareUpgrade() error {
+	_, _, err := s.rt.leastCostOf(s.rt.Table())
+	return err
+}
+
 // CodeChange is version 2's code_change: it extends version 1's state and
-// swaps in the least-cost table. If that fails, the process stays on
-// version 1 with its table untouched.
+// swaps in the least-cost table, which PrepareUpgrade has usually built
+// already. If that fails, the process stays on version 1 with its table
+// untouched.
 func (s *routerServerV2) CodeChange(oldVersion string, state, extra any) (any, error) {
 	switch st := state.(type) {
 	case *routing.Router:
-		table, costs := st.Table(), s.rt.Costs()
-		lc, err := leastCost(table, costs)
+		table := st.Table()
+		lc, costs, err := s.rt.leastCostOf(table)
 		if err != nil {
 			return nil, err
 		}

@@ -7,7 +7,8 @@
 // processes running a module, moves each to the new version with sys's
 // change_code (the new module's CodeChange migrates the state) and resumes
 // them. Calls made meanwhile queue in the processes' mailboxes: callers see
-// a pause, not an error.
+// a pause, not an error. A module that implements Preparer does what work
+// it can before anything is suspended, which shortens the pause.
 package code
 
 import (
@@ -29,6 +30,19 @@ type Version struct {
 	Module any
 	// Notes says what changed, for the observer's module list.
 	Notes string
+}
+
+// Preparer is implemented by a Version's Module that has work to do
+// before an upgrade moves processes to it. Upgrade and UpgradeProcess call
+// PrepareUpgrade before they suspend any process, so work that CodeChange
+// would otherwise do while the processes are suspended and their callers
+// wait, such as compiling a table, is done while they still serve, and
+// CodeChange finds it done. PrepareUpgrade must not change what running
+// processes do, and CodeChange must still work without it, since state
+// may change between the two. An error aborts the upgrade before anything
+// is suspended.
+type Preparer interface {
+	PrepareUpgrade() error
 }
 
 // Down is the extra that CodeChange receives when a process moves to an
@@ -68,6 +82,11 @@ type Registry struct {
 	node    *runtime.Node
 	mu      sync.RWMutex
 	modules map[string]*module
+
+	// snapshots are buffers for the node snapshot each upgrade takes to
+	// find its processes: reused, so frequent upgrades make no garbage
+	// in proportion to the node's size.
+	snapshots sync.Pool
 
 	// Test hooks: called before taking a module's upgrade lock, and once
 	// every process of an upgrade has been suspended.

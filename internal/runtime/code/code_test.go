@@ -565,16 +565,105 @@ func TestStateMachinesAreUpgradedAndDowngraded(t *testing.T) {
 	check("1")
 }
 
+func TestPrepareUpgradeRunsWhileTheProcessesStillServe(t *testing.T) {
+	n, r, pids := newCounters(t, &counterV2{}, 3)
+	prepared := 0
+	if err := r.Register("counter", code.Version{Name: "3", Module: preparedCounter{&counterV2{}, func() error {
+		if prepared++; prepared > 1 {
+			return nil
+		}
+		for _, pid := range pids {
+			if info := pid.Info(); info.Version != "1" || info.Status == runtime.StatusSuspended {
+				t.Errorf("%v during PrepareUpgrade: version %s, status %v", pid, info.Version, info.Status)
+			}
+		}
+		// Nothing is suspended yet: a call is answered at once, by the old code.
+		if a := ask(t, n, pids[0], incr{}); a != (answer{"1", 1}) {
+			t.Errorf("a call during PrepareUpgrade got %+v", a)
+		}
+		return nil
+	}}}); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := r.Upgrade("counter", "3", nil, 0)
+	if err != nil || len(rep.Upgraded) != 3 || prepared != 1 {
+		t.Fatalf("upgrade: %+v, %v, prepared %d times; want 3 processes moved, prepared once", rep, err, prepared)
+	}
+	for i, pid := range pids {
+		want := answer{"2", i} // version 3 runs version 2's callbacks
+		if i == 0 {
+			want.N++
+		}
+		if got := ask(t, n, pid, get{}); got != want || pid.Info().Version != "3" {
+			t.Fatalf("%v answered %+v on version %s, want %+v on 3", pid, got, pid.Info().Version, want)
+		}
+	}
+	// With nothing to move there is nothing to prepare; moving one process
+	// prepares, as a whole module's upgrade does.
+	if _, err := r.Upgrade("counter", "3", nil, 0); err != nil || prepared != 1 {
+		t.Fatalf("an upgrade with nothing to move: %v, prepared %d times", err, prepared)
+	}
+	if _, err := r.UpgradeProcess(pids[1], "1", nil, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.UpgradeProcess(pids[1], "3", nil, 0); err != nil || prepared != 2 {
+		t.Fatalf("UpgradeProcess: %v, prepared %d times, want 2", err, prepared)
+	}
+}
+
+func TestAFailingPrepareUpgradeSuspendsNothing(t *testing.T) {
+	for name, tt := range map[string]struct {
+		prepare func() error
+		want    string
+	}{
+		"an error": {func() error { return errPrepare }, errPrepare.Error()},
+		"a panic":  {func() error { panic("prepare bug") }, "panic: prepare bug"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			n, r, pids := newCounters(t, &counterV2{}, 3)
+			if err := r.Register("counter", code.Version{Name: "3", Module: preparedCounter{&counterV2{}, tt.prepare}}); err != nil {
+				t.Fatal(err)
+			}
+			suspended := false
+			code.SetHooks(r, nil, func() { suspended = true })
+			sub := n.Subscribe(64)
+			defer sub.Close()
+
+			rep, err := r.Upgrade("counter", "3", nil, 0)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want %q", err, tt.want)
+			}
+			if _, perr := r.UpgradeProcess(pids[0], "3", nil, 0); perr == nil || !strings.Contains(perr.Error(), tt.want) {
+				t.Fatalf("UpgradeProcess: err = %v, want %q", perr, tt.want)
+			}
+			if suspended || len(rep.Upgraded)+len(rep.RolledBack) != 0 || r.Current("counter").Name != "1" {
+				t.Fatalf("report %+v, suspended %v, current %s: nothing should have moved", rep, suspended, r.Current("counter").Name)
+			}
+			// Events are published before Upgrade returns: no process was
+			// suspended, not even for a moment.
+			for len(sub.C) > 0 {
+				if e := <-sub.C; e.Kind == runtime.EventSys {
+					t.Fatalf("event %+v", e)
+				}
+			}
+			expectAll(t, n, pids, "1", func(i int) int { return i })
+		})
+	}
+}
+
 func TestASuspendThatTimesOutAbortsTheUpgrade(t *testing.T) {
 	n, r, pids := newCounters(t, &counterV2{}, 5)
 	busy := pids[2]
-	until := make(chan struct{})
+	entered, until := make(chan struct{}), make(chan struct{})
 	blocked := make(chan error, 1)
 	go func() {
-		_, err := genserver.Call(n, busy, block{until}, wait)
+		_, err := genserver.Call(n, busy, block{entered, until}, wait)
 		blocked <- err
 	}()
-	waitFor(t, "the process is busy", func() bool { return busy.Info().Status == runtime.StatusRunning })
+	// The handler itself says it runs: a status of "running" could also
+	// be the end of Init, with the call not yet taken, and a suspend that
+	// came before the call would then succeed.
+	receive(t, entered, "the process to be busy in the call")
 
 	rep, err := r.Upgrade("counter", "2", nil, 50*time.Millisecond)
 	var pe *code.ProcessError

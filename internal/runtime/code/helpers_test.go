@@ -18,9 +18,11 @@ const wait = 5 * time.Second
 
 // The counter's requests, and its answer, which says which code answered.
 type (
-	get   struct{}
-	incr  struct{}
-	block struct{ until chan struct{} } // keeps the process busy in a call
+	get  struct{}
+	incr struct{}
+	// block keeps the process busy in a call: it closes entered once the
+	// call's handler runs, then waits until until is closed.
+	block struct{ entered, until chan struct{} }
 )
 
 type answer struct {
@@ -41,6 +43,7 @@ func (counterV1) HandleCall(_ *runtime.Process, req any, _ runtime.From, state a
 	case incr:
 		n++
 	case block:
+		close(r.entered)
 		<-r.until
 	}
 	return genserver.Reply(answer{"1", n}, n)
@@ -116,6 +119,17 @@ func (c *counterV2) CodeChange(oldVersion string, state, extra any) (any, error)
 }
 
 var errMigrate = errors.New("cannot migrate this count")
+
+// preparedCounter is the counter's version 2 code with work to do before
+// an upgrade to it: prepare runs as its PrepareUpgrade.
+type preparedCounter struct {
+	*counterV2
+	prepare func() error
+}
+
+func (c preparedCounter) PrepareUpgrade() error { return c.prepare() }
+
+var errPrepare = errors.New("cannot prepare")
 
 // newCounters starts a node, registers the counter with v2 as its second
 // version, and starts count counters on version 1, counter i counting from i.

@@ -53,6 +53,7 @@ func (e *ProcessError) Unwrap() error { return e.Err }
 // code_change fails (which leaves the old code and state in place). The
 // module's current version does not change, so this suits a canary.
 // Timeout bounds each of the three system calls; zero is sys's default.
+// A Preparer's PrepareUpgrade runs first, as for Upgrade.
 func (r *Registry) UpgradeProcess(pid runtime.PID, to string, extra any, timeout time.Duration) (Report, error) {
 	info := pid.Info()
 	rep := Report{Module: info.Module, From: info.Version, To: to}
@@ -93,6 +94,11 @@ func (r *Registry) UpgradeProcess(pid runtime.PID, to string, extra any, timeout
 // Upgrades of one module run one at a time. On success the module's
 // current version becomes to. Timeout bounds each system call to each
 // process; zero is sys's default.
+//
+// If version to's module is a Preparer, its PrepareUpgrade runs first,
+// while the processes still serve; its error aborts the upgrade before any
+// process is suspended. The pause callers see is then the suspend, the
+// rest of code_change and the resume.
 func (r *Registry) Upgrade(name, to string, extra any, timeout time.Duration) (Report, error) {
 	m, err := r.module(name)
 	if err != nil {
@@ -105,11 +111,18 @@ func (r *Registry) Upgrade(name, to string, extra any, timeout time.Duration) (R
 		return rep, err
 	}
 	var targets []runtime.ProcessInfo
-	for _, p := range r.node.Snapshot(nil) {
+	snap, _ := r.snapshots.Get().(*[]runtime.ProcessInfo)
+	if snap == nil {
+		snap = new([]runtime.ProcessInfo)
+	}
+	*snap = r.node.Snapshot(*snap)
+	for _, p := range *snap {
 		if p.Module == name && p.Version != to {
 			targets = append(targets, p)
 		}
 	}
+	clear(*snap) // holds no process for longer than the upgrade
+	r.snapshots.Put(snap)
 	rep, err = r.move(m, rep, targets, extra, timeout)
 	text := fmt.Sprintf("%s %s -> %s (%s)", name, rep.From, to, plural(len(rep.Upgraded), "process", "processes"))
 	if err != nil {
@@ -210,6 +223,11 @@ func (r *Registry) move(m *module, rep Report, targets []runtime.ProcessInfo, ex
 	}
 	n := r.node
 	to := versions[toIdx]
+	if pr, ok := to.Module.(Preparer); ok && len(moves) > 0 {
+		if err := prepare(pr); err != nil {
+			return rep, fmt.Errorf("code: %s %s -> %s aborted before suspending: prepare: %w", rep.Module, rep.From, rep.To, err)
+		}
+	}
 
 	each(moves, func(mv *moving) {
 		mv.start = time.Now()
@@ -286,6 +304,16 @@ func (r *Registry) move(m *module, rep Report, targets []runtime.ProcessInfo, ex
 		}
 	}
 	return rep, errors.Join(errs...)
+}
+
+// prepare runs a module's PrepareUpgrade; a panic is its error.
+func prepare(pr Preparer) (err error) {
+	defer func() {
+		if x := recover(); x != nil {
+			err = fmt.Errorf("panic: %v", x)
+		}
+	}()
+	return pr.PrepareUpgrade()
 }
 
 // moveBack returns a process that took the new version to its old one.
