@@ -201,12 +201,15 @@ type watched struct {
 	reload func(path string) (string, error)
 	mod    time.Time
 	size   int64
+	moved  bool   // changed at the last poll: reloaded once it stays put for a poll
 	err    string // the last stat error reported, so it is reported once
 }
 
 // Watch polls the files' modification times and sizes every interval
-// until ctx ends, and reloads a file when either changes: a file saved
-// while the system runs takes effect within one interval. Polling needs
+// until ctx ends, and reloads a file once either has changed and then
+// stayed the same for a whole interval, so that a file written in place is
+// not read half-written: a file saved while the system runs takes effect
+// within two intervals. Polling needs
 // no file-notification dependency and works on every filesystem. Each
 // reload's outcome, success or refusal, goes to log (if not nil) and to
 // the node's event stream. A refused file leaves the running version in
@@ -247,10 +250,14 @@ func (s *System) watch(ctx context.Context, ws []watched, interval time.Duration
 				continue
 			}
 			w.err = ""
-			if fi.ModTime().Equal(w.mod) && fi.Size() == w.size {
+			if !fi.ModTime().Equal(w.mod) || fi.Size() != w.size {
+				w.mod, w.size, w.moved = fi.ModTime(), fi.Size(), true
 				continue
 			}
-			w.mod, w.size = fi.ModTime(), fi.Size()
+			if !w.moved {
+				continue
+			}
+			w.moved = false
 			msg, err := w.reload(w.path)
 			if err != nil {
 				msg = "reload of " + w.path + " refused: " + strings.ReplaceAll(err.Error(), "\n", "; ")

@@ -434,7 +434,7 @@ func TestWatchReloadsChangedFiles(t *testing.T) {
 	s := startSystem(t, quiet(t))
 	exec(t, s, "upgrade billing_engine_server 2", "1 -> 2")
 	dir := t.TempDir()
-	rules := writeFile(t, filepath.Join(dir, "rating.txt"), "destination == \"uk\" => 1.00\n")
+	rules := writeFile(t, filepath.Join(dir, "rating.txt"), "destination == \"uk\" => 10.00\n")
 	routes := writeFile(t, filepath.Join(dir, "routes.txt"), "trunk t1 a.example.com\ndestination d1 user t1:1:1\n555 -> d1\n")
 	logs := make(chan string, 16)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -453,7 +453,16 @@ func TestWatchReloadsChangedFiles(t *testing.T) {
 		}
 		return ""
 	}
-	// Each write changes the size, so a coarse mtime cannot hide it.
+	// Each write changes the size, so a coarse mtime cannot hide it. The
+	// files are replaced whole, as editors save them, so that the poll
+	// never finds one half-written.
+	writeFile := func(t *testing.T, path, text string) {
+		t.Helper()
+		tmp := writeFile(t, path+".new", text)
+		if err := os.Rename(tmp, path); err != nil {
+			t.Fatal(err)
+		}
+	}
 	writeFile(t, rules, "destination == \"uk\" => 0.75\n")
 	next("rating rules reloaded from " + rules)
 	if got := s.Billing.Rate(cdrTo("uk", time.Minute)).String(); got != "0.75" {
