@@ -399,7 +399,7 @@ func (e *fixedEnv) system() sysSample {
 	secs := uint64(max(now.Sub(epoch)/time.Second, 0))
 	return sysSample{
 		at: now, goroutines: 1234, heapLive: 64<<20 + secs%30*(1<<20), heapGoal: 128 << 20, goTotal: 140 << 20,
-		gcCycles: 42 + secs/5, gcPauseP99: 180 * time.Microsecond, gcPauseMax: 95 * time.Microsecond,
+		gcCycles: 42 + secs/5, gcPauseP99: 180 * time.Microsecond, gcPauseMax: 410 * time.Microsecond,
 		hostCPU: 0.234, hostMemUsed: 3 << 30, hostMemTotal: 16 << 30, load1: 1.25, cpus: 8,
 		procCPU: 0.45, procRSS: 150<<20 + secs%30*(1<<20),
 	}

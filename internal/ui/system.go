@@ -25,7 +25,7 @@ type sysSample struct {
 	goTotal    uint64 // all memory the Go runtime has mapped
 	gcCycles   uint64
 	gcPauseP99 time.Duration // over the whole run
-	gcPauseMax time.Duration // longest pause since the previous sample
+	gcPauseMax time.Duration // over the whole run, like the p99
 
 	hostCPU      float64 // 0..1 busy share of all CPUs; < 0 unknown
 	hostMemUsed  uint64
@@ -42,8 +42,7 @@ type sysSample struct {
 // shares are deltas of cumulative times between two samples, so reading
 // never waits for an interval to pass.
 type sampler struct {
-	samples   []metrics.Sample
-	lastPause []uint64 // the GC pause histogram's counts at the previous sample
+	samples []metrics.Sample
 
 	cpus int              // logical CPUs of the host; 0 until read
 	self *process.Process // this process; nil until found
@@ -102,8 +101,7 @@ func (s *sampler) read(now time.Time) sysSample {
 	if v := s.samples[mPauses].Value; v.Kind() == metrics.KindFloat64Histogram {
 		h := v.Float64Histogram()
 		out.gcPauseP99 = seconds(quantile(h.Counts, h.Buckets, 0.99))
-		out.gcPauseMax = seconds(maxSince(h.Counts, s.lastPause, h.Buckets))
-		s.lastPause = append(s.lastPause[:0], h.Counts...)
+		out.gcPauseMax = seconds(maxOf(h.Counts, h.Buckets))
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), sampleTimeout)
@@ -207,15 +205,10 @@ func quantile(counts []uint64, buckets []float64, q float64) float64 {
 	return bucketTop(buckets, len(counts)-1)
 }
 
-// maxSince is the upper bound of the highest bucket that gained counts
-// since prev.
-func maxSince(counts, prev []uint64, buckets []float64) float64 {
+// maxOf is the top of the highest bucket that holds a count.
+func maxOf(counts []uint64, buckets []float64) float64 {
 	for i := len(counts) - 1; i >= 0; i-- {
-		var p uint64
-		if i < len(prev) {
-			p = prev[i]
-		}
-		if counts[i] > p {
+		if counts[i] > 0 {
 			return bucketTop(buckets, i)
 		}
 	}
