@@ -398,6 +398,9 @@ func (p chaosPlan) scenario(ctx context.Context, name string) (chaosScenarioRepo
 	if rep.Before, err = r.throughput(p.measure); err != nil {
 		return rep, err
 	}
+	// Calls the load generator makes up for after a stall are not
+	// capacity: the system is held to the load it is offered, no more.
+	rep.Before = min(rep.Before, p.load)
 	p.logf("scenario %s: %.1f routed calls/s; injecting %s faults at %g/s for %v", name, rep.Before, name, p.settings.Rate, p.duration)
 	r.faulting = true
 	r.sys.Chaos.SetRunning(true)

@@ -25,7 +25,7 @@ func shortPlan(t *testing.T, scenario, dir string) chaosPlan {
 		CPUSpin: 50 * time.Millisecond, PartitionFor: 100 * time.Millisecond}
 	return chaosPlan{
 		cfg: cfg, scenarios: []string{scenario}, duration: 300 * time.Millisecond, settings: set, load: 200,
-		warmup: 100 * time.Millisecond, measure: 700 * time.Millisecond, window: 300 * time.Millisecond,
+		warmup: 300 * time.Millisecond, measure: 1500 * time.Millisecond, window: 300 * time.Millisecond,
 		recovery: 10 * time.Second, drain: time.Second, progress: testProgress{t},
 	}
 }
