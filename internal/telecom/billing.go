@@ -114,6 +114,32 @@ type chargeReply struct {
 	err error
 }
 
+// pendingCharge is a charge billing_engine_server has handed to the
+// ledger: the ledger completes it once the charge is durable or rejected,
+// on the ledger's goroutine, and it is then the reply to the caller.
+type pendingCharge struct {
+	from  runtime.From
+	b     *Billing
+	reply chargeReply
+}
+
+// Complete counts the outcome and answers the caller (ledger.Completion).
+func (c *pendingCharge) Complete(rec ledger.Receipt, err error) {
+	switch {
+	case err == nil:
+		if !rec.Replayed {
+			c.b.charged.Add(1)
+		}
+	case !Retryable(err):
+		c.b.rejected.Add(1)
+		c.b.mu.Lock()
+		c.b.last = err.Error()
+		c.b.mu.Unlock()
+	}
+	c.reply = chargeReply{rec, err}
+	c.from.Reply(c)
+}
+
 // Charge charges an account through billing_engine_server
 // (charge_account/3). It returns once the charge is durable. Errors match
 // ledger's sentinels (ErrUnknownAccount, ErrInsufficientFunds,
@@ -125,7 +151,15 @@ func (b *Billing) Charge(c runtime.Caller, txnID, account string, amount money.A
 	if err != nil {
 		return ledger.Receipt{}, err
 	}
-	r := v.(chargeReply)
+	var r chargeReply
+	switch v := v.(type) {
+	case *pendingCharge:
+		r = v.reply
+	case chargeReply: // answered by the server itself
+		r = v
+	default:
+		return ledger.Receipt{}, fmt.Errorf("%s: unexpected reply %T", BillingName, v)
+	}
 	return r.rec, r.err
 }
 
@@ -207,21 +241,15 @@ func (s *billingServer) Init(p *runtime.Process, _ any) genserver.Result {
 func (s *billingServer) HandleCall(p *runtime.Process, req any, from runtime.From, state any) genserver.Result {
 	switch r := req.(type) {
 	case chargeReq:
-		go func() {
-			rec, err := s.b.ledger.Charge(context.Background(), r.txnID, r.account, r.amount)
-			switch {
-			case err == nil:
-				if !rec.Replayed {
-					s.b.charged.Add(1)
-				}
-			case !Retryable(err):
-				s.b.rejected.Add(1)
-				s.b.mu.Lock()
-				s.b.last = err.Error()
-				s.b.mu.Unlock()
-			}
-			from.Reply(chargeReply{rec, err})
-		}()
+		// Handed to the ledger's writer, which answers the caller once the
+		// charge is durable (pendingCharge.Complete): the server goes on
+		// to the next request at once, with no goroutine per charge, and
+		// every charge queued meanwhile shares the writer's next commit.
+		// Should this process die meanwhile, its callers get its exit from
+		// their calls; the ledger, which belongs to the system, still
+		// commits what it was given, and a retry with the same txnID is
+		// answered from it.
+		s.b.ledger.ChargeAsync(r.txnID, r.account, r.amount, &pendingCharge{from: from, b: s.b})
 		return genserver.NoReply(state)
 	case rulesReq:
 		return s.setRules(r, state)

@@ -202,3 +202,86 @@ func TestKillTheDBPoolFreesItsConnections(t *testing.T) {
 		}
 	}
 }
+
+// TestKillBillingWithManyChargesInFlight kills billing_engine_server while
+// hundreds of charges are queued in the ledger for it: their callers get
+// the exit, retry with the same txnIDs through the restarted server, and
+// every charge is made exactly once, whether the original was committed
+// before, in the same batch as, or after its retry.
+func TestKillBillingWithManyChargesInFlight(t *testing.T) {
+	s := startSystem(t, quiet(t))
+	b := s.Billing
+	const callers, each = 400, 5
+	before, err := b.Account(s.Node, "ACC-200")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	retried, kills := 0, 0
+	start := make(chan struct{})
+	for c := range callers {
+		wg.Go(func() {
+			<-start
+			for i := range each {
+				txn := fmt.Sprintf("M-%d-%d", c, i)
+				for {
+					_, err := b.Charge(s.Node, txn, "ACC-200", mustAmount(t, "0.01"), wait)
+					if err == nil {
+						break
+					}
+					if !Retryable(err) {
+						t.Errorf("%s: %v", txn, err)
+						return
+					}
+					mu.Lock()
+					retried++
+					mu.Unlock()
+					for _, ok := s.Node.Whereis(BillingName); !ok; _, ok = s.Node.Whereis(BillingName) {
+						runtimeYield()
+					}
+				}
+			}
+		})
+	}
+	close(start)
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	// Kill it twice while charges are being made.
+kill:
+	for kills < 2 {
+		select {
+		case <-done:
+			break kill
+		default:
+		}
+		if b.Stats().Ledger.ChargesCommitted >= int64(300*(kills+1)) {
+			pid, _ := s.Node.Whereis(BillingName)
+			s.Node.Exit(pid, runtime.Kill)
+			kills++
+		}
+		runtimeYield()
+	}
+	<-done
+	if kills < 2 {
+		t.Errorf("killed billing_engine_server %d times, want 2", kills)
+	}
+	after, err := b.Account(s.Node, "ACC-200")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if spent := before.Balance - after.Balance; spent != money.Amount(callers*each) {
+		t.Fatalf("spent %d cents, want exactly %d: a charge was lost or doubled", int64(spent), callers*each)
+	}
+	if st := b.Stats().Ledger; st.ChargesCommitted != callers*each {
+		t.Errorf("%d charges committed, want %d", st.ChargesCommitted, callers*each)
+	}
+	rep, err := b.Ledger().Verify(context.Background())
+	if err != nil || !rep.OK() {
+		t.Fatalf("verify: %v %v", rep, err)
+	}
+	t.Logf("%d charges retried after the kills", retried)
+}

@@ -3,9 +3,13 @@ package ledger
 import (
 	"context"
 	"fmt"
+	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -21,6 +25,20 @@ func BenchmarkChargeGroupCommit(b *testing.B) {
 		benchCharges(b, openLedger(b, be.newDSN(b)), benchParallelism)
 	})
 }
+
+// BenchmarkChargeGroupCommitSpread is BenchmarkChargeGroupCommit with
+// txnIDs as the system makes them: every caller numbers its own charges
+// under its own prefix ("CALL-<node>-<pid>-<n>"), so each batch inserts at
+// as many places in the txn_id index as it has callers, instead of at its
+// end as the sequential ids of BenchmarkChargeGroupCommit do.
+func BenchmarkChargeGroupCommitSpread(b *testing.B) {
+	forEachBackendB(b, func(b *testing.B, be backend) {
+		benchChargesKeyed(b, openLedger(b, be.newDSN(b)), benchParallelism, spreadTxnID)
+	})
+}
+
+// spreadTxnID names charge n as one of 4000 callers would.
+func spreadTxnID(n int64) string { return fmt.Sprintf("b-%d-%d", n%4000, n/4000) }
 
 // BenchmarkChargeOneTxnPerCharge is the baseline without group commit: the
 // same load, but every charge is its own transaction and fsync.
@@ -42,6 +60,11 @@ func BenchmarkChargeSerial(b *testing.B) {
 // goroutines (or a single one if parallelism is 0) and reports throughput,
 // p99 latency and the mean batch size.
 func benchCharges(b *testing.B, l *Ledger, parallelism int) {
+	benchChargesKeyed(b, l, parallelism, func(n int64) string { return fmt.Sprintf("b-%d", n) })
+}
+
+// benchChargesKeyed is benchCharges with txnID(n) naming charge n.
+func benchChargesKeyed(b *testing.B, l *Ledger, parallelism int, txnID func(n int64) string) {
 	ctx := context.Background()
 	accounts := make([]string, SeedAccounts)
 	for i := range accounts {
@@ -57,7 +80,7 @@ func benchCharges(b *testing.B, l *Ledger, parallelism int) {
 		for more() {
 			n := next.Add(1)
 			start := time.Now()
-			if _, err := l.Charge(ctx, fmt.Sprintf("b-%d", n), accounts[n%SeedAccounts], 1); err != nil {
+			if _, err := l.Charge(ctx, txnID(n), accounts[n%SeedAccounts], 1); err != nil {
 				b.Error(err)
 				return
 			}
@@ -124,4 +147,85 @@ func BenchmarkIdempotentRetry(b *testing.B) {
 	if s := l.Stats(); s.ChargesCommitted != known {
 		b.Errorf("%d charges committed; retries must charge nothing", s.ChargesCommitted)
 	}
+}
+
+// BenchmarkWriterBatch measures the writer alone: batches of 1000 charges
+// with spread txnIDs (see BenchmarkChargeGroupCommitSpread) applied one
+// after the other, as the writer goroutine does under load, on a ledger
+// already holding 200,000 charges. It reports the writer's cost per
+// charge: wall time, which includes waiting for fsync, and CPU time.
+func BenchmarkWriterBatch(b *testing.B) {
+	const size = 1000
+	l := openLedger(b, b.TempDir())
+	accounts := make([]string, SeedAccounts)
+	for i := range accounts {
+		accounts[i] = SeedAccountID(i + 1)
+	}
+	ctx := context.Background()
+	batch := func(first int64) []*request {
+		reqs := make([]*request, size)
+		for i := range reqs {
+			n := first + int64(i)
+			reqs[i] = &request{kind: opCharge, txnID: spreadTxnID(n), account: accounts[(n*7919)%SeedAccounts], amount: 1, ctx: ctx}
+		}
+		return reqs
+	}
+	write := func(reqs []*request) {
+		if err := l.apply(reqs, !l.st.insertFindsTaken()); err != nil {
+			b.Fatal(err)
+		}
+		if err := l.st.durable(); err != nil {
+			b.Fatal(err)
+		}
+		l.st.idle()
+	}
+	next := int64(0)
+	for range 200 {
+		write(batch(next))
+		next += size
+	}
+	batches := make([][]*request, (b.N+size-1)/size)
+	for i := range batches {
+		batches[i] = batch(next)
+		next += size
+	}
+	cpu0, written0 := cpuTime(), bytesWritten()
+	b.ResetTimer()
+	for _, reqs := range batches {
+		write(reqs)
+	}
+	b.StopTimer()
+	rows := float64(len(batches) * size)
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/rows, "ns/charge")
+	b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/rows, "cpu-ns/charge")
+	if written0 >= 0 {
+		b.ReportMetric(float64(bytesWritten()-written0)/rows, "written-B/charge")
+	}
+}
+
+// bytesWritten returns the bytes this process has handed to write system
+// calls (Linux's wchar), or -1 where that is not known.
+func bytesWritten() int64 {
+	data, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		return -1
+	}
+	for line := range strings.Lines(string(data)) {
+		if v, ok := strings.CutPrefix(line, "wchar: "); ok {
+			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if err == nil {
+				return n
+			}
+		}
+	}
+	return -1
+}
+
+// cpuTime returns the CPU time, user and system, this process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -41,6 +41,11 @@ var (
 	ErrSchemaTooNew = errors.New("ledger: database schema is newer than this build")
 )
 
+// errTxnTaken is a store's insert failing because a txnID it was to write
+// is recorded already (see store.insertFindsTaken). The batch is then run
+// again with its txnIDs looked up first; callers never see it.
+var errTxnTaken = errors.New("ledger: transaction id recorded already")
+
 // InsufficientFundsError details a rejected charge; it matches ErrInsufficientFunds.
 type InsufficientFundsError struct {
 	Account   string

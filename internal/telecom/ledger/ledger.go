@@ -5,8 +5,8 @@
 // Guarantees:
 //
 //   - A charge is acknowledged only after the transaction holding it has
-//     been committed durably (SQLite WAL with synchronous=FULL, i.e. fsync;
-//     PostgreSQL with synchronous_commit=on).
+//     been committed durably (SQLite: its WAL fsync'd, as synchronous=FULL
+//     would, see sqliteWriterPragmas; PostgreSQL with synchronous_commit=on).
 //   - The charge row and the account balance change in the same
 //     transaction, so after a crash at any moment they still agree.
 //   - Every charge carries a caller-chosen transaction id (txnID). The
@@ -19,8 +19,10 @@
 //
 // Throughput comes from group commit: a single writer goroutine takes every
 // queued request, applies them all in one transaction and pays for one fsync
-// per batch. Retries of txnIDs already seen by this process are answered from
-// an in-memory index without touching the database at all.
+// per batch, which a second goroutine waits for while the writer goes on
+// with the next batch. Retries of txnIDs already seen by this process are
+// answered from an in-memory index without touching the database at all.
+// ChargeAsync lets a single process keep any number of charges in flight.
 //
 // Storage: Open takes either a PostgreSQL URL, shared by every node, or a
 // data directory holding the SQLite file ledger.db. Both hold the same
@@ -146,16 +148,23 @@ type Ledger struct {
 	st       store
 	index    *txnIndex
 	maxBatch int
+	queueCap int // requests that may wait for the writer before submitters wait
 
-	// mu orders enqueueing against Close: senders hold it shared while they
-	// check closed and send, Close holds it exclusively to set closed and
-	// close the queue, so no request is sent on a closed channel or left
+	closed atomic.Bool // Close was called; read without qmu as a fast path
+
+	// The writer's queue: submitters append under qmu, the writer takes
+	// everything queued (up to maxBatch) at once. qclosed is closed under
+	// qmu, so no request is queued after the writer's last look or left
 	// unanswered in the queue.
-	mu      sync.RWMutex
-	closed  atomic.Bool // also read without mu, as a fast path
-	queue   chan *request
+	qmu     sync.Mutex
+	queue   []*request    // waiting for the writer, in submission order
+	qclosed bool          // Close was called: the queue takes nothing more
+	space   chan struct{} // closed when the writer takes requests; nil unless a submitter waits for room
+	wake    chan struct{} // a token tells the writer the queue is no longer empty
 	stopped chan struct{} // closed when the writer has drained the queue
 	gate    sync.Mutex    // held by the writer around each batch (tests pause it)
+	scratch batchScratch  // the writer's, for apply
+	syncErr error         // syncAndAnswer's: the first failure to make a batch durable
 
 	closeOnce sync.Once
 	closeErr  error
@@ -205,9 +214,10 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Ledger, error) {
 		st:       st,
 		index:    newTxnIndex(cfg.indexCapacity),
 		maxBatch: cfg.maxBatch,
-		// A few batches of buffer let callers enqueue while a batch commits.
-		queue:   make(chan *request, 4*cfg.maxBatch),
-		stopped: make(chan struct{}),
+		// A few batches of room let callers enqueue while a batch commits.
+		queueCap: 4 * cfg.maxBatch,
+		wake:     make(chan struct{}, 1),
+		stopped:  make(chan struct{}),
 	}
 	go l.run()
 	return l, nil
@@ -235,32 +245,83 @@ func (l *Ledger) Backend() string { return l.st.backend() }
 // ErrInsufficientFunds, ErrIdempotencyConflict, ErrClosed or
 // ErrOutcomeUnknown (then retry with the same txnID to learn the outcome).
 func (l *Ledger) Charge(ctx context.Context, txnID, account string, amt money.Amount) (Receipt, error) {
-	if err := validateTxnID(txnID); err != nil {
+	if err := l.checkCharge(txnID, account, amt); err != nil {
 		return Receipt{}, err
 	}
+	if rec, err, ok := l.fromIndex(txnID, account, amt); ok {
+		return rec, err
+	}
+	return l.submit(ctx, &request{kind: opCharge, txnID: txnID, account: account, amount: amt})
+}
+
+// A Completion receives the outcome of a request submitted with
+// ChargeAsync.
+type Completion interface {
+	// Complete is called exactly once with what Charge would have
+	// returned. It runs on the ledger's own goroutine, or on the caller's
+	// for a request answered without queueing, so it must not block; it
+	// is called after the request is counted in Stats.
+	Complete(Receipt, error)
+}
+
+// ChargeAsync is Charge without waiting: c is told the outcome once the
+// charge is durable (or rejected). It returns at once except when the
+// writer's queue is full, which it waits for like Charge. A request
+// submitted this way cannot be cancelled: it is committed even if its
+// submitter has stopped caring, and a retry with the same txnID finds it.
+//
+// It lets a single process, such as the billing server, keep thousands of
+// charges in flight without a goroutine or a channel for each.
+func (l *Ledger) ChargeAsync(txnID, account string, amt money.Amount, c Completion) {
+	if err := l.checkCharge(txnID, account, amt); err != nil {
+		c.Complete(Receipt{}, err)
+		return
+	}
+	if rec, err, ok := l.fromIndex(txnID, account, amt); ok {
+		c.Complete(rec, err)
+		return
+	}
+	r := &request{kind: opCharge, txnID: txnID, account: account, amount: amt, cpl: c}
+	if err := l.enqueue(nil, r); err != nil {
+		c.Complete(Receipt{}, err)
+	}
+}
+
+// checkCharge rejects a charge that can be refused without the database.
+func (l *Ledger) checkCharge(txnID, account string, amt money.Amount) error {
+	if err := validateTxnID(txnID); err != nil {
+		return err
+	}
 	if amt <= 0 {
-		return Receipt{}, fmt.Errorf("%w: %s is not positive", ErrInvalidAmount, amt)
+		return fmt.Errorf("%w: %s is not positive", ErrInvalidAmount, amt)
 	}
 	if !validID(account, MaxAccountIDLen) {
 		// No such account can exist; answering here also keeps unstorable
 		// text (e.g. invalid UTF-8) away from the batch transaction.
-		return Receipt{}, unknownAccount(account)
+		return unknownAccount(account)
 	}
 	if l.closed.Load() {
-		return Receipt{}, ErrClosed
+		return ErrClosed
 	}
-	if rec, ok := l.index.get(txnID); ok {
-		r := &request{kind: opCharge, txnID: txnID, account: account, amount: amt}
-		r.resolve(rec)
-		if r.err != nil {
-			l.stats.conflicts.Add(1)
-		} else {
-			l.stats.idem.Add(1)
-			l.stats.indexHits.Add(1)
-		}
-		return r.receipt, r.err
+	return nil
+}
+
+// fromIndex answers a charge whose txnID is in the index: ok is false if it
+// is not.
+func (l *Ledger) fromIndex(txnID, account string, amt money.Amount) (Receipt, error, bool) {
+	rec, ok := l.index.get(txnID)
+	if !ok {
+		return Receipt{}, nil, false
 	}
-	return l.submit(ctx, &request{kind: opCharge, txnID: txnID, account: account, amount: amt})
+	r := request{kind: opCharge, txnID: txnID, account: account, amount: amt}
+	r.resolve(rec)
+	if r.err != nil {
+		l.stats.conflicts.Add(1)
+	} else {
+		l.stats.idem.Add(1)
+		l.stats.indexHits.Add(1)
+	}
+	return r.receipt, r.err, true
 }
 
 // TopUp credits amt to account under the idempotency key txnID, with the same
@@ -372,9 +433,16 @@ func (l *Ledger) Stats() Stats {
 		Batches:          l.stats.batches.Load(),
 		BatchedRequests:  l.stats.batched.Load(),
 		MaxBatch:         l.stats.maxBatch.Load(),
-		QueueDepth:       len(l.queue),
+		QueueDepth:       l.queueDepth(),
 		IndexSize:        l.index.len(),
 	}
+}
+
+// queueDepth returns how many requests wait for the writer.
+func (l *Ledger) queueDepth() int {
+	l.qmu.Lock()
+	defer l.qmu.Unlock()
+	return len(l.queue)
 }
 
 // Close stops accepting requests, lets the writer commit and answer every
@@ -382,10 +450,15 @@ func (l *Ledger) Stats() Stats {
 // than once; later calls return the first call's result.
 func (l *Ledger) Close() error {
 	l.closeOnce.Do(func() {
-		l.mu.Lock()
 		l.closed.Store(true)
-		close(l.queue)
-		l.mu.Unlock()
+		l.qmu.Lock()
+		l.qclosed = true
+		if l.space != nil {
+			close(l.space) // submitters waiting for room learn of the close
+			l.space = nil
+		}
+		l.qmu.Unlock()
+		l.nudge()
 		<-l.stopped
 		l.closeErr = l.st.close()
 	})
@@ -399,18 +472,8 @@ func (l *Ledger) submit(ctx context.Context, r *request) (Receipt, error) {
 	}
 	r.ctx = ctx
 	r.done = make(chan struct{})
-	l.mu.RLock()
-	if l.closed.Load() {
-		l.mu.RUnlock()
-		return Receipt{}, ErrClosed
-	}
-	select {
-	case l.queue <- r:
-		l.stats.submitted.Add(1)
-		l.mu.RUnlock()
-	case <-ctx.Done():
-		l.mu.RUnlock()
-		return Receipt{}, ctx.Err() // never enqueued: nothing happened
+	if err := l.enqueue(ctx, r); err != nil {
+		return Receipt{}, err // never enqueued: nothing happened
 	}
 	select {
 	case <-r.done:
@@ -418,6 +481,50 @@ func (l *Ledger) submit(ctx context.Context, r *request) (Receipt, error) {
 	case <-ctx.Done():
 		// The request is queued or being committed; it may still succeed.
 		return Receipt{}, fmt.Errorf("%w: %w", ErrOutcomeUnknown, ctx.Err())
+	}
+}
+
+// enqueue appends r to the writer's queue, waiting while the queue is full
+// until there is room, the ledger closes (ErrClosed) or ctx ends (its
+// error); a nil ctx waits for room or the close only.
+func (l *Ledger) enqueue(ctx context.Context, r *request) error {
+	l.qmu.Lock()
+	for len(l.queue) >= l.queueCap && !l.qclosed {
+		if l.space == nil {
+			l.space = make(chan struct{})
+		}
+		space := l.space
+		l.qmu.Unlock()
+		if ctx == nil {
+			<-space
+		} else {
+			select {
+			case <-space:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		l.qmu.Lock()
+	}
+	if l.qclosed {
+		l.qmu.Unlock()
+		return ErrClosed
+	}
+	wasEmpty := len(l.queue) == 0
+	l.queue = append(l.queue, r)
+	l.stats.submitted.Add(1)
+	l.qmu.Unlock()
+	if wasEmpty {
+		l.nudge()
+	}
+	return nil
+}
+
+// nudge tells the writer to look at the queue.
+func (l *Ledger) nudge() {
+	select {
+	case l.wake <- struct{}{}:
+	default: // a token is already waiting
 	}
 }
 

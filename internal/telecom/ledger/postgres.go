@@ -67,6 +67,17 @@ func openPostgres(ctx context.Context, dsn string) (*pgStore, error) {
 
 func (s *pgStore) backend() string { return "postgres" }
 
+func (s *pgStore) idle() {} // the server checkpoints by itself
+
+// durable has nothing to do: with synchronous_commit=on a commit returns
+// once the server has flushed it.
+func (s *pgStore) durable() error { return nil }
+
+// insertFindsTaken is false: another node may commit a txnID between the
+// batch's lookup and its insert, which then skips it (ON CONFLICT DO
+// NOTHING) and reports it, without failing the batch.
+func (s *pgStore) insertFindsTaken() bool { return false }
+
 func (s *pgStore) migrate(ctx context.Context, migs []migration, sd seed) error {
 	err := s.pool.with(ctx, func(c *pgx.Conn) error {
 		return pgx.BeginTxFunc(ctx, c, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
@@ -377,12 +388,14 @@ func (t *pgTx) insert(ctx context.Context, k opKind, reqs []*request, at time.Ti
 	return skipped, nil
 }
 
-func (t *pgTx) setBalances(ctx context.Context, bal map[string]money.Amount) error {
-	ids := make([]string, 0, len(bal))
-	vals := make([]int64, 0, len(bal))
-	for id, b := range bal {
-		ids = append(ids, id)
-		vals = append(vals, int64(b))
+func (t *pgTx) setBalances(ctx context.Context, accts map[string]*acctState) error {
+	ids := make([]string, 0, len(accts))
+	vals := make([]int64, 0, len(accts))
+	for id, a := range accts {
+		if a.dirty {
+			ids = append(ids, id)
+			vals = append(vals, int64(a.balance))
+		}
 	}
 	_, err := t.tx.Exec(ctx, `UPDATE accounts AS a SET balance = v.balance
 		FROM unnest($1::text[], $2::bigint[]) AS v(id, balance)

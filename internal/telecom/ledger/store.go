@@ -19,6 +19,16 @@ type store interface {
 	// begin starts the writer's transaction for one batch. Only the single
 	// writer goroutine calls it, so there is at most one open at a time.
 	begin(ctx context.Context) (batchTx, error)
+	// durable makes every batch committed so far durable, if commit alone
+	// does not; it may run while the writer commits the next batch.
+	durable() error
+	// idle is called by the writer after each batch, once its transaction
+	// has ended, for upkeep that must not overlap a batch.
+	idle()
+	// insertFindsTaken reports whether batchTx.insert fails with
+	// errTxnTaken, writing nothing, if one of its txnIDs is recorded
+	// already; the writer then need not look a batch's txnIDs up first.
+	insertFindsTaken() bool
 	// retryable reports whether a failed batch may simply be run again
 	// (deadlock or serialisation failure between nodes).
 	retryable(err error) bool
@@ -48,12 +58,16 @@ type batchTx interface {
 	// find returns the committed entries of kind k among txnIDs.
 	find(ctx context.Context, k opKind, txnIDs []string) (map[string]record, error)
 	// insert writes new entries of kind k stamped at, skipping any whose
-	// txnID is already taken (by a concurrent node); it returns those skipped.
+	// txnID is already taken (by a concurrent node); it returns those
+	// skipped. If the store's insertFindsTaken, it fails with errTxnTaken
+	// instead.
 	insert(ctx context.Context, k opKind, rows []*request, at time.Time) (skipped []string, err error)
-	// setBalances stores the final balance of every account in bal.
-	setBalances(ctx context.Context, bal map[string]money.Amount) error
-	// commit makes the batch durable (fsync on SQLite, synchronous commit on
-	// PostgreSQL) and returns only once it is.
+	// setBalances stores the final balance of every dirty account in accts
+	// (as loadAccounts returned them).
+	setBalances(ctx context.Context, accts map[string]*acctState) error
+	// commit ends the batch's transaction. The batch is durable once a
+	// later store.durable has returned (SQLite: it fsyncs the WAL), or at
+	// once (PostgreSQL: synchronous commit).
 	commit(ctx context.Context) error
 	// rollback abandons the batch; it is a no-op after commit.
 	rollback()
@@ -65,6 +79,7 @@ type acctState struct {
 	balance money.Amount
 	limit   money.Amount
 	dirty   bool
+	rowid   int64 // SQLite: the row, for updating it without an index search
 }
 
 // querier runs portable, parameterless SQL for Verify.

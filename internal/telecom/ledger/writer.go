@@ -29,14 +29,17 @@ func (k opKind) String() string {
 // (a deadlock or serialisation failure against another node).
 const maxAttempts = 3
 
-// request is one Charge or TopUp travelling to the writer and back.
+// request is one Charge or TopUp travelling to the writer and back. Its
+// caller either waits on done (Charge, TopUp) or is told through cpl
+// (ChargeAsync).
 type request struct {
 	kind    opKind
 	txnID   string
 	account string
 	amount  money.Amount
-	ctx     context.Context
-	done    chan struct{} // closed by the writer once receipt/err are final
+	ctx     context.Context // nil for ChargeAsync: nobody gives up on it
+	done    chan struct{}   // closed by the writer once receipt/err are final
+	cpl     Completion      // or told the outcome
 
 	receipt Receipt
 	err     error
@@ -83,51 +86,125 @@ func (rec record) receipt(txnID string, replayed bool) Receipt {
 	}
 }
 
-// run is the single writer goroutine. It blocks for one request, then takes
-// every other request already queued (up to maxBatch) without waiting for
-// more: a caller therefore waits for at most the batch in flight plus its
-// own, and under load batches grow by themselves.
+// run is the single writer goroutine. It waits for a request, then takes
+// every request queued by then (up to maxBatch) without waiting for more: a
+// caller therefore waits for at most the batch in flight plus its own, and
+// under load batches grow by themselves to whatever queued while the
+// previous one committed.
 func (l *Ledger) run() {
-	// Answering a batch (index, statistics, waking every caller) is handed
-	// to a second goroutine so that the writer can start the next
-	// transaction at once: the writer is the one serial stage, and its busy
-	// time bounds the ledger's throughput.
-	answers := make(chan []*request, 2)
-	answered := make(chan struct{})
+	// A committed batch is handed to a second goroutine, which makes it
+	// durable (store.durable) and answers it (index, statistics, waking
+	// every caller), while the writer goes on with the next batch: with
+	// SQLite the fsync of one batch overlaps the next one's work. The
+	// hand-over waits for that goroutine to be free: while it waits, what
+	// arrives queues for the writer's next batch, and one larger batch
+	// writes fewer pages than several small ones that would share an
+	// fsync anyway.
+	committed := make(chan []*request)
+	synced := make(chan struct{})
 	go func() {
-		defer close(answered)
-		for reqs := range answers {
-			l.answer(reqs)
-		}
+		defer close(synced)
+		l.syncAndAnswer(committed)
 	}()
 	defer func() {
-		close(answers)
-		<-answered
+		close(committed)
+		<-synced
 		close(l.stopped)
 	}()
 
-	batch := make([]*request, 0, l.maxBatch)
-	for first := range l.queue {
+	var batch []*request
+	for {
+		if !l.waitForWork() {
+			return
+		}
 		l.gate.Lock()
-		batch = append(batch[:0], first)
-	fill:
-		for len(batch) < l.maxBatch {
-			select {
-			case r, ok := <-l.queue:
-				if !ok {
-					break fill
-				}
-				batch = append(batch, r)
-			default:
-				break fill
-			}
-		}
-		if live := l.commitBatch(batch); len(live) > 0 {
-			answers <- live
-		}
+		batch = l.take(batch[:0])
+		live := l.commitBatch(batch)
 		l.gate.Unlock()
 		clear(batch) // let answered requests be collected
+		if len(live) > 0 {
+			committed <- live
+		}
+		l.st.idle()
 	}
+}
+
+// syncAndAnswer makes the batches received on committed durable, one fsync
+// for all those committed by then, and answers them in commit order, until
+// committed is closed.
+func (l *Ledger) syncAndAnswer(committed <-chan []*request) {
+	var pending [][]*request
+	for reqs := range committed {
+		pending = append(pending[:0], reqs)
+	more:
+		for {
+			select {
+			case reqs, ok := <-committed:
+				if !ok {
+					break more
+				}
+				pending = append(pending, reqs)
+			default:
+				break more
+			}
+		}
+		// After a failed fsync nothing is trusted to be durable any more,
+		// not even what a later fsync reports written (the kernel may have
+		// dropped the pages it could not write): every later batch fails
+		// too.
+		if l.syncErr == nil {
+			l.syncErr = l.st.durable()
+		}
+		for _, reqs := range pending {
+			if l.syncErr != nil && !reqs[0].failed {
+				for _, r := range reqs {
+					r.receipt = Receipt{}
+					r.err = fmt.Errorf("%w: %w", ErrOutcomeUnknown, l.syncErr)
+					r.failed = true
+				}
+			}
+			l.answer(reqs)
+		}
+		clear(pending)
+	}
+}
+
+// waitForWork blocks until the queue holds a request; it returns false once
+// the ledger is closed and the queue drained.
+func (l *Ledger) waitForWork() bool {
+	l.qmu.Lock()
+	for len(l.queue) == 0 {
+		if l.qclosed {
+			l.qmu.Unlock()
+			return false
+		}
+		l.qmu.Unlock()
+		<-l.wake
+		l.qmu.Lock()
+	}
+	l.qmu.Unlock()
+	return true
+}
+
+// take moves up to maxBatch queued requests, oldest first, into buf and
+// returns it. Submitters waiting for room are woken.
+func (l *Ledger) take(buf []*request) []*request {
+	l.qmu.Lock()
+	defer l.qmu.Unlock()
+	if len(l.queue) <= l.maxBatch {
+		// Everything: swap buffers rather than copy.
+		buf, l.queue = l.queue, buf
+	} else {
+		buf = append(buf, l.queue[:l.maxBatch]...)
+		n := copy(l.queue, l.queue[l.maxBatch:])
+		clear(l.queue[n:])
+		l.queue = l.queue[:n]
+	}
+	if l.space != nil {
+		close(l.space)
+		l.space = nil
+	}
+	return buf
 }
 
 // commitBatch applies batch in one transaction and returns the requests it
@@ -135,10 +212,10 @@ func (l *Ledger) run() {
 func (l *Ledger) commitBatch(batch []*request) []*request {
 	live := make([]*request, 0, len(batch))
 	for _, r := range batch {
-		if err := r.ctx.Err(); err != nil {
+		if r.ctx != nil && r.ctx.Err() != nil {
 			// The caller gave up before the batch started; nothing was
 			// written for it, so skipping it keeps its retry exact.
-			r.err = err
+			r.err = r.ctx.Err()
 			close(r.done)
 			continue
 		}
@@ -148,8 +225,17 @@ func (l *Ledger) commitBatch(batch []*request) []*request {
 		return nil
 	}
 	var err error
+	lookup := !l.st.insertFindsTaken()
 	for attempt := 1; ; attempt++ {
-		err = l.apply(live)
+		err = l.apply(live, lookup)
+		if !lookup && errors.Is(err, errTxnTaken) {
+			// A txnID of the batch was recorded before (a retry the index
+			// did not know, say after a restart): the insert failed and
+			// the transaction was rolled back. Again, looking them up.
+			lookup = true
+			attempt--
+			continue
+		}
 		if err == nil || attempt >= maxAttempts || !l.st.retryable(err) {
 			break
 		}
@@ -164,7 +250,7 @@ func (l *Ledger) commitBatch(batch []*request) []*request {
 	return live
 }
 
-// answer records a handled batch in the index and statistics, then wakes
+// answer records a handled batch in the index and statistics, then tells
 // its callers. Statistics come first so that a caller who has its answer
 // also sees it counted.
 func (l *Ledger) answer(reqs []*request) {
@@ -172,7 +258,11 @@ func (l *Ledger) answer(reqs []*request) {
 		l.tally(reqs)
 	}
 	for _, r := range reqs {
-		close(r.done)
+		if r.cpl != nil {
+			r.cpl.Complete(r.receipt, r.err)
+		} else {
+			close(r.done)
+		}
 	}
 }
 
@@ -210,29 +300,61 @@ func (l *Ledger) tally(reqs []*request) {
 	}
 }
 
+// batchScratch is the writer's working memory for apply, reused from batch
+// to batch so that a batch costs few allocations whatever its size.
+type batchScratch struct {
+	txnIDs   [2][]string // distinct txnIDs by kind, in queue order
+	seen     [2]map[string]struct{}
+	acctIDs  []string // distinct accounts, in queue order
+	seenAcct map[string]struct{}
+	first    [2]map[string]*request // the request writing each new txnID
+	fresh    [2][]*request          // the requests writing new entries
+}
+
+// reset empties the scratch for the next attempt.
+func (sc *batchScratch) reset() {
+	for k := range sc.seen {
+		if sc.seen[k] == nil {
+			sc.seen[k], sc.first[k] = map[string]struct{}{}, map[string]*request{}
+		}
+		clear(sc.seen[k])
+		clear(sc.first[k])
+		clear(sc.txnIDs[k])
+		sc.txnIDs[k] = sc.txnIDs[k][:0]
+		clear(sc.fresh[k])
+		sc.fresh[k] = sc.fresh[k][:0]
+	}
+	if sc.seenAcct == nil {
+		sc.seenAcct = map[string]struct{}{}
+	}
+	clear(sc.seenAcct)
+	clear(sc.acctIDs)
+	sc.acctIDs = sc.acctIDs[:0]
+}
+
 // apply runs one attempt at committing reqs in a single transaction. Every
 // business rule is decided in memory, in queue order, so a rejected request
 // never aborts the transaction for the others; only a database failure
 // does, and then the whole batch reports ErrOutcomeUnknown.
-func (l *Ledger) apply(reqs []*request) (err error) {
+func (l *Ledger) apply(reqs []*request, lookup bool) (err error) {
 	ctx := context.Background() // a batch serves many callers; none may cancel it
 	at := now()
 
-	var txnIDs [2][]string
-	seen := [2]map[string]bool{{}, {}}
-	var acctIDs []string
-	seenAcct := map[string]bool{}
+	sc := &l.scratch
+	sc.reset()
+	txnIDs, first, fresh := &sc.txnIDs, &sc.first, &sc.fresh
 	for _, r := range reqs {
 		r.reset()
-		if !seen[r.kind][r.txnID] {
-			seen[r.kind][r.txnID] = true
+		if _, ok := sc.seen[r.kind][r.txnID]; !ok {
+			sc.seen[r.kind][r.txnID] = struct{}{}
 			txnIDs[r.kind] = append(txnIDs[r.kind], r.txnID)
 		}
-		if !seenAcct[r.account] {
-			seenAcct[r.account] = true
-			acctIDs = append(acctIDs, r.account)
+		if _, ok := sc.seenAcct[r.account]; !ok {
+			sc.seenAcct[r.account] = struct{}{}
+			sc.acctIDs = append(sc.acctIDs, r.account)
 		}
 	}
+	acctIDs := sc.acctIDs
 
 	tx, err := l.st.begin(ctx)
 	if err != nil {
@@ -249,18 +371,17 @@ func (l *Ledger) apply(reqs []*request) (err error) {
 		return err
 	}
 	// Entries committed earlier (by this node before a restart, or by
-	// another node) take precedence over everything else.
+	// another node) take precedence over everything else. Without lookup,
+	// the batch assumes there are none, and the insert fails if there are.
 	var existing [2]map[string]record
 	for k := range txnIDs {
-		if len(txnIDs[k]) > 0 {
+		if lookup && len(txnIDs[k]) > 0 {
 			if existing[k], err = tx.find(ctx, opKind(k), txnIDs[k]); err != nil {
 				return err
 			}
 		}
 	}
 
-	var fresh [2][]*request
-	first := [2]map[string]*request{{}, {}}
 	for _, r := range reqs {
 		k := r.kind
 		if rec, ok := existing[k][r.txnID]; ok {
@@ -342,15 +463,12 @@ func (l *Ledger) apply(reqs []*request) (err error) {
 		}
 	}
 
-	bal := make(map[string]money.Amount)
-	for id, a := range accts {
+	for _, a := range accts {
 		if a.dirty {
-			bal[id] = a.balance
-		}
-	}
-	if len(bal) > 0 {
-		if err = tx.setBalances(ctx, bal); err != nil {
-			return err
+			if err = tx.setBalances(ctx, accts); err != nil {
+				return err
+			}
+			break
 		}
 	}
 	if err = tx.commit(ctx); err != nil {

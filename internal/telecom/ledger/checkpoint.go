@@ -1,0 +1,144 @@
+package ledger
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Checkpointing (SQLite). A commit appends the pages it changed to the WAL;
+// a checkpoint copies them back into the database file, after which the WAL
+// can start over from its beginning. SQLite's default has the committing
+// connection checkpoint whenever the WAL exceeds 1000 pages, which, with a
+// batch of charges changing a page per charge, meant the writer copied
+// every batch a second time, and fsync'd the database file, before it could
+// acknowledge it.
+//
+// Here the writer only appends. A checkpointer goroutine, on a connection
+// of its own, copies the WAL back at most every ckptInterval, so that a
+// page changed by many batches meanwhile is copied once; that never blocks
+// the writer. What it cannot do alone is let the WAL start over: SQLite
+// restarts the WAL when a writer begins a transaction with every frame
+// copied back, and the writer never stops appending. So once the WAL is
+// longer than walRestartBytes, the checkpointer copies until little is left
+// and the writer, between two batches, copies that little itself; its next
+// transaction then starts the WAL over.
+//
+// Every pass runs with the database's synchronous=FULL, so the database
+// file is fsync'd before SQLite counts a frame as copied: a restarted WAL
+// never held the only copy of an acknowledged charge.
+const (
+	// ckptInterval is the least time between two background passes.
+	ckptInterval = time.Second
+	// walRestartBytes is the WAL size beyond which it is made to start over.
+	walRestartBytes = 256 << 20
+	// ckptConverged is how short a background pass must have been for the
+	// rest to be left to the writer: the writer's pass copies what was
+	// committed since that one started, about as much.
+	ckptConverged = 5 * time.Millisecond
+	// ckptMaxPasses bounds the passes spent converging at one time.
+	ckptMaxPasses = 8
+)
+
+// sqliteCheckpointer is the SQLite store's checkpointer goroutine.
+type sqliteCheckpointer struct {
+	conn *sql.Conn // the checkpointer's own
+	w    *sql.Conn // the writer's, for the writer's passes
+
+	// ckptInterval and walRestartBytes, in frames (tests change them).
+	interval      atomic.Int64 // time.Duration
+	restartFrames atomic.Int64
+
+	mu    sync.Mutex    // held during a pass, the checkpointer's or the writer's
+	ready atomic.Bool   // little is left to copy: the writer should finish
+	kick  chan struct{} // a token: the writer committed
+	quit  chan struct{}
+	done  chan struct{}
+
+	passes  atomic.Int64 // passes run, by either side
+	endings atomic.Int64 // passes the writer ran to let the WAL start over
+}
+
+func newSQLiteCheckpointer(ctx context.Context, s *sqliteStore) (*sqliteCheckpointer, error) {
+	var pageSize int64
+	if err := s.w.QueryRowContext(ctx, "PRAGMA page_size").Scan(&pageSize); err != nil {
+		return nil, fmt.Errorf("ledger: sqlite: %w", err)
+	}
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: sqlite checkpointer: %w", err)
+	}
+	c := &sqliteCheckpointer{conn: conn, w: s.w,
+		kick: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
+	c.interval.Store(int64(ckptInterval))
+	c.restartFrames.Store(walRestartBytes / max(pageSize, 512))
+	go c.run()
+	return c, nil
+}
+
+// pass runs one PASSIVE checkpoint on conn, which copies whatever no reader
+// still needs and never waits for a lock. It returns the WAL's length in
+// frames.
+func (c *sqliteCheckpointer) pass(conn *sql.Conn) (walFrames int64, err error) {
+	c.passes.Add(1)
+	var busy, copied int64
+	err = conn.QueryRowContext(context.Background(), "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &walFrames, &copied)
+	return walFrames, err
+}
+
+func (c *sqliteCheckpointer) run() {
+	defer close(c.done)
+	pause := time.NewTimer(time.Duration(c.interval.Load()))
+	for {
+		select {
+		case <-c.quit:
+			return
+		case <-c.kick:
+		}
+		c.mu.Lock()
+		frames, err := c.pass(c.conn)
+		if err == nil && frames >= c.restartFrames.Load() && !c.ready.Load() {
+			for range ckptMaxPasses {
+				start := time.Now()
+				if _, err = c.pass(c.conn); err != nil || time.Since(start) < ckptConverged {
+					break
+				}
+			}
+			// A failed pass is left for the next round: the WAL only
+			// grows meanwhile.
+			c.ready.Store(err == nil)
+		}
+		c.mu.Unlock()
+		pause.Reset(time.Duration(c.interval.Load()))
+		select {
+		case <-c.quit:
+			return
+		case <-pause.C:
+		}
+	}
+}
+
+// afterBatch is called by the writer between batches, outside any
+// transaction.
+func (c *sqliteCheckpointer) afterBatch() {
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+	if c.ready.Load() && c.mu.TryLock() {
+		c.ready.Store(false)
+		c.endings.Add(1)
+		_, _ = c.pass(c.w) // if it fails, the WAL restarts another time
+		c.mu.Unlock()
+	}
+}
+
+// close stops the goroutine and releases its connection.
+func (c *sqliteCheckpointer) close() error {
+	close(c.quit)
+	<-c.done
+	return c.conn.Close()
+}

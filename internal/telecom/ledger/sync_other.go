@@ -1,0 +1,8 @@
+//go:build !linux
+
+package ledger
+
+import "os"
+
+// syncData makes f's contents durable (fsync(2) or the platform's own).
+func syncData(f *os.File) error { return f.Sync() }
