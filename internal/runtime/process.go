@@ -302,10 +302,7 @@ func (p *Process) runInit() (exited bool, reason any) {
 	p.mu.Lock()
 	if !p.dead && p.initPending {
 		p.initPending = false
-		p.inHandler = true
-		p.mu.Unlock()
-		p.invoke(initMsg{}, false)
-		p.relock()
+		p.invokeLocked(initMsg{}, false)
 	}
 	if !p.dead && (p.contPending || p.mb.n > 0 && !p.suspended || p.flags.Load()&flagSys != 0) {
 		p.mu.Unlock()
@@ -572,18 +569,12 @@ func (p *Process) drain(b *batch) {
 		// proc_lib does: sys must never see a state Init has not made.
 		if p.initPending {
 			p.initPending = false
-			p.inHandler = true
-			p.mu.Unlock()
-			p.invoke(initMsg{}, false)
-			p.relock()
+			p.invokeLocked(initMsg{}, false)
 			continue
 		}
 		if p.contPending {
 			p.contPending = false
-			p.inHandler = true
-			p.mu.Unlock()
-			p.invoke(continueMsg{}, false)
-			p.relock()
+			p.invokeLocked(continueMsg{}, false)
 			continue
 		}
 		if x := p.ext.Load(); x != nil && len(x.sysq) > 0 {
@@ -595,10 +586,7 @@ func (p *Process) drain(b *batch) {
 				p.flags.And(^flagSys)
 			}
 			p.wakeUpLocked()
-			p.inHandler = true
-			p.mu.Unlock()
-			p.invoke(msg, true)
-			p.relock()
+			p.invokeLocked(msg, true)
 			continue
 		}
 		if p.suspended {
@@ -627,6 +615,15 @@ func (p *Process) wakeUpLocked() {
 		p.hibernating = false
 		p.flags.And(^flagHibernate)
 	}
+}
+
+// invokeLocked runs one step of the process's code (p.mu held), without
+// the lock, and takes the lock again.
+func (p *Process) invokeLocked(msg any, sys bool) {
+	p.inHandler = true
+	p.mu.Unlock()
+	p.invoke(msg, sys)
+	p.relock()
 }
 
 // relock takes the lock again after the process's code ran. It spins but
