@@ -1,0 +1,227 @@
+package ledger
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// sqliteIDs returns the SQLite ledger's record of unmerged txnIDs.
+func sqliteIDs(t *testing.T, l *Ledger) *chargeIDs {
+	t.Helper()
+	s, ok := l.st.(*sqliteStore)
+	if !ok {
+		t.Fatalf("store is %T; want SQLite", l.st)
+	}
+	return s.ids
+}
+
+// pendingLen reads how many txnIDs wait to be merged.
+func pendingLen(ids *chargeIDs) int {
+	ids.mu.RLock()
+	defer ids.mu.RUnlock()
+	return len(ids.pending)
+}
+
+// chargeN charges txnIDs prefix0..prefix(n-1), one at a time.
+func chargeN(t *testing.T, l *Ledger, prefix string, n int) {
+	t.Helper()
+	for i := range n {
+		if _, err := l.Charge(context.Background(), fmt.Sprintf("%s%d", prefix, i), SeedAccountID(1+i%50), 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// retryN retries what chargeN charged and fails unless every retry is
+// answered with the original receipt.
+func retryN(t *testing.T, l *Ledger, prefix string, n int) {
+	t.Helper()
+	for i := range n {
+		id := fmt.Sprintf("%s%d", prefix, i)
+		r, err := l.Charge(context.Background(), id, SeedAccountID(1+i%50), 1)
+		if err != nil || !r.Replayed {
+			t.Fatalf("retry of %s = %+v, %v; want the original receipt", id, r, err)
+		}
+	}
+}
+
+// TestChargeIDsMerge charges past the merge threshold: the txnIDs move to
+// charge_ids in chunks while charging goes on, the rest when the ledger
+// closes, and after a restart every one of them is still a replay.
+func TestChargeIDsMerge(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	const n = 700
+	l, err := Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := sqliteIDs(t, l)
+	ids.mergeAt = 300
+	chargeN(t, l, "m", n)
+	merged := queryInt(t, l, "SELECT count(*) FROM charge_ids")
+	if merged < 300 || merged+int64(pendingLen(ids)) != n {
+		t.Errorf("%d txnIDs merged, %d pending; want at least 300 merged and %d in all", merged, pendingLen(ids), n)
+	}
+	if through := queryInt(t, l, "SELECT value FROM ledger_meta WHERE key = 'charge_ids_through'"); through < 300 {
+		t.Errorf("charge_ids_through = %d after a whole merge; want at least 300", through)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	l = openLedger(t, dir)
+	if got := queryInt(t, l, "SELECT count(*) FROM charge_ids"); got != n {
+		t.Errorf("charge_ids holds %d txnIDs after a clean close; want %d", got, n)
+	}
+	if got := queryInt(t, l, "SELECT value FROM ledger_meta WHERE key = 'charge_ids_through'"); got != queryInt(t, l, "SELECT max(seq) FROM charges") {
+		t.Errorf("charge_ids_through = %d; want the last charge's seq", got)
+	}
+	retryN(t, l, "m", n)
+	_, err = l.Charge(ctx, "m1", SeedAccountID(2), 2)
+	var ce *ConflictError
+	if !errors.As(err, &ce) || ce.ExistingAmount != 1 {
+		t.Errorf("m1 with another amount: %v; want a conflict with the stored charge", err)
+	}
+	if rep := mustVerify(t, l); rep.Charges != n {
+		t.Errorf("%d charges; want %d", rep.Charges, n)
+	}
+}
+
+// TestChargeIDsAfterCrash stops the ledger without merging, as a crash
+// would: the txnIDs are only in charges, and the next start finds them
+// there, so retries charge nothing.
+func TestChargeIDsAfterCrash(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	const n = 100
+	l, err := Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := sqliteIDs(t, l)
+	chargeN(t, l, "c", n)
+	ids.loaded = false // Close merges nothing, as if the process died
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	l = openLedger(t, dir)
+	if got := queryInt(t, l, "SELECT count(*) FROM charge_ids"); got != 0 {
+		t.Fatalf("charge_ids holds %d txnIDs; the test wants them all unmerged", got)
+	}
+	retryN(t, l, "c", n)
+	for _, id := range []string{"c0", "c99"} {
+		if _, ok, err := l.FindCharge(ctx, id); err != nil || !ok {
+			t.Errorf("FindCharge(%s) = %v, %v; want found", id, ok, err)
+		}
+	}
+	if s := l.Stats(); s.ChargesCommitted != 0 || s.IdempotentHits != n {
+		t.Errorf("stats %+v; want no charge and %d replays", s, n)
+	}
+	mustVerify(t, l)
+}
+
+// TestChargeIDsDuplicateStops writes a second charge under a txnID behind
+// the ledger's back: the writer finds it when it reads what the other
+// connection wrote, and takes no more charges rather than risk a third.
+func TestChargeIDsDuplicateStops(t *testing.T) {
+	ctx := context.Background()
+	l := openLedger(t, t.TempDir())
+	if _, err := l.Charge(ctx, "d1", SeedAccountID(2), 5); err != nil {
+		t.Fatal(err)
+	}
+	execRaw(t, l, `INSERT INTO charges (txn_id, account_id, amount, created_at)
+		VALUES ('d1', 'ACC-002', 5, '2026-01-01T00:00:00.000Z')`)
+	_, err := l.Charge(ctx, "d2", SeedAccountID(2), 5)
+	if !errors.Is(err, ErrOutcomeUnknown) || !strings.Contains(err.Error(), `"d1" is charged twice`) {
+		t.Fatalf("charge after the duplicate: %v; want the duplicate named", err)
+	}
+	rep, err := l.Verify(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.OK() || rep.Violations[0].Kind != DuplicateTxn || rep.Violations[0].Subject != "d1" {
+		t.Errorf("verify: %s; want the duplicate d1", rep.Verdict)
+	}
+}
+
+// TestChargeIDsMigration opens a ledger written with the first schema, in
+// which charges carried their own UNIQUE txnID index: the upgrade moves
+// every txnID to charge_ids and retries stay replays.
+func TestChargeIDsMigration(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	migs, err := loadMigrations("sqlite")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first schema, as an older observer left it: one account charged
+	// three times. Open seeds the other accounts.
+	db, err := sql.Open("sqlite", filepath.Join(dir, SQLiteFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, q := range []string{
+		migs[0].sql,
+		`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL) STRICT`,
+		`INSERT INTO schema_migrations VALUES (1, '` + migs[0].name + `', '2026-01-01T00:00:00.000Z')`,
+		fmt.Sprintf(`INSERT INTO accounts VALUES ('ACC-001', %d, %d, %d, '2026-01-01T00:00:00.000Z')`,
+			SeedOpeningBalance, SeedOpeningBalance-3, SeedCreditLimit),
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	for i := range 3 {
+		if _, err := db.ExecContext(ctx, `INSERT INTO charges (txn_id, account_id, amount, created_at)
+			VALUES (?, 'ACC-001', 1, '2026-01-01T00:00:00.000Z')`, fmt.Sprintf("old%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	l := openLedger(t, dir)
+	if got := queryInt(t, l, "SELECT count(*) FROM charge_ids"); got != 3 {
+		t.Errorf("charge_ids holds %d txnIDs after the upgrade; want 3", got)
+	}
+	if got := queryInt(t, l, "SELECT count(*) FROM pragma_index_list('charges')"); got != 0 {
+		t.Errorf("charges still has %d indexes; want none", got)
+	}
+	for i := range 3 {
+		r, err := l.Charge(ctx, fmt.Sprintf("old%d", i), "ACC-001", 1)
+		if err != nil || !r.Replayed {
+			t.Errorf("retry of old%d = %+v, %v; want the original receipt", i, r, err)
+		}
+	}
+	if rep := mustVerify(t, l); rep.Charges != 3 {
+		t.Errorf("%d charges; want 3", rep.Charges)
+	}
+}
+
+// TestChargeIDsOtherProcess finds a charge another process on the same file
+// committed and has not merged yet, before this one's writer has read it.
+func TestChargeIDsOtherProcess(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	a, b := openLedger(t, dir), openLedger(t, dir)
+	if _, err := a.Charge(ctx, "x1", SeedAccountID(3), 7); err != nil {
+		t.Fatal(err)
+	}
+	r, ok, err := b.FindCharge(ctx, "x1")
+	if err != nil || !ok || r.Account != SeedAccountID(3) || r.Amount != 7 {
+		t.Fatalf("FindCharge on the other ledger = %+v, %v, %v; want the charge", r, ok, err)
+	}
+	r, err = b.Charge(ctx, "x1", SeedAccountID(3), 7)
+	if err != nil || !r.Replayed {
+		t.Fatalf("retry on the other ledger = %+v, %v; want the original receipt", r, err)
+	}
+}
