@@ -387,7 +387,7 @@ func charge(ctx context.Context, r *Runner) (Result, error) {
 		}
 	}
 	s := r.newSeries()
-	out, err := r.drive(ctx, plan{scenario: name, op: "charge", node: n, workers: workers, series: s,
+	out, err := r.drive(ctx, plan{scenario: name, op: "charge", node: n, workers: workers, series: s, paced: true,
 		do: func(p *runtime.Process, w int, seq uint64, _ time.Time) (time.Time, error) {
 			buf := append(txnBufs[w][:0], "BENCH-"...)
 			buf = append(append(buf, r.runID...), '-')
@@ -424,7 +424,7 @@ func charge(ctx context.Context, r *Runner) (Result, error) {
 	// receipt and charge nothing.
 	var fresh atomic.Uint64
 	s2 := r.newSeries()
-	out2, err := r.drive(ctx, plan{scenario: name, phase: "idempotent-retry", op: "charge_retry", node: n, workers: workers, series: s2,
+	out2, err := r.drive(ctx, plan{scenario: name, phase: "idempotent-retry", op: "charge_retry", node: n, workers: workers, series: s2, paced: true,
 		do: func(p *runtime.Process, w int, seq uint64, _ time.Time) (time.Time, error) {
 			mine := acked[w]
 			if len(mine) == 0 {
