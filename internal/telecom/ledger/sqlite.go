@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -71,9 +72,15 @@ type sqliteStore struct {
 	path string              // the database file
 	wal  *os.File            // its WAL, which durable fsyncs
 
-	// The writer's: what it knows of the accounts, and its JSON buffer.
+	// The writer's: what it knows of the accounts, and scratch space
+	// reused from batch to batch.
 	accts acctCache
 	buf   []byte
+	sc    struct {
+		accts  map[string]*acctState
+		states []acctState
+		added  []addedCharge
+	}
 }
 
 // acctCache holds accounts as committed, so that a batch need not read the
@@ -393,7 +400,8 @@ func (s *sqliteStore) begin(ctx context.Context) (batchTx, error) {
 	if _, err := s.w.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
 		return nil, err
 	}
-	t := &sqliteTx{s: s}
+	clear(s.sc.added)
+	t := &sqliteTx{s: s, added: s.sc.added[:0]}
 	var v int64
 	if err := s.ws.dataVersion.QueryRowContext(ctx).Scan(&v); err != nil {
 		t.rollback()
@@ -588,9 +596,16 @@ func (t *sqliteTx) jsonStrings(ids []string) string {
 
 func (t *sqliteTx) loadAccounts(ctx context.Context, ids []string) (map[string]*acctState, error) {
 	// Copies: the batch changes them, the cache learns the outcome only
-	// once committed.
-	out := make(map[string]*acctState, len(ids))
-	states := make([]acctState, len(ids))
+	// once committed. The map and the copies are the writer's scratch:
+	// the batch is done with them before the next one begins.
+	sc := &t.s.sc
+	if sc.accts == nil {
+		sc.accts = make(map[string]*acctState, len(ids))
+	}
+	clear(sc.accts)
+	out := sc.accts
+	sc.states = slices.Grow(sc.states[:0], len(ids))[:len(ids)]
+	states := sc.states
 	var missing []string
 	for i, id := range ids {
 		if a, ok := t.s.accts.m[id]; ok {
@@ -762,6 +777,7 @@ func (t *sqliteTx) commit(ctx context.Context) error {
 	}
 	t.done = true
 	t.s.ids.committed(t.added, merged)
+	t.s.sc.added = t.added
 	for id, a := range t.written {
 		if a.dirty {
 			t.s.accts.m[id] = acctState{balance: a.balance, limit: a.limit, rowid: a.rowid}
