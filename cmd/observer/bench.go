@@ -14,6 +14,7 @@ import (
 
 	"observer/internal/telecom"
 	"observer/internal/telecom/bench"
+	"observer/internal/telecom/ledger"
 	"observer/internal/ui"
 	"observer/internal/ui/live"
 )
@@ -45,6 +46,7 @@ func runBench(e *env, args []string) error {
 	csvDir := fs.String("csv", "", "write basho_bench's summary.csv and <op>_latencies.csv into `directory`")
 	strict := fs.Bool("strict", false, "exit with status 3 when an SLA is missed")
 	quiet := fs.Bool("quiet", false, "no progress line on standard error")
+	compare := fs.String("compare-ledger", "", "also run the charge scenario on this PostgreSQL `url` (postgres://...), right after the embedded ledger, for the two side by side")
 	withUI := fs.Bool("ui", false, "also run the UI, drawn off-screen, on the scenarios that start the whole system, to measure what watching costs")
 	pos, err := parse(fs, args)
 	if err != nil {
@@ -52,6 +54,9 @@ func runBench(e *env, args []string) error {
 	}
 	if len(pos) > 0 {
 		return usageError("unexpected argument %q (scenarios go in --scenario)", pos[0])
+	}
+	if *compare != "" && !ledger.IsPostgresURL(*compare) {
+		return usageError("--compare-ledger takes a PostgreSQL URL (postgres://...), got %q", *compare)
 	}
 	scenarios, err := selectScenarios(*scenario)
 	if err != nil {
@@ -66,7 +71,7 @@ func runBench(e *env, args []string) error {
 	prog := newProgressLine(e.stderr, *quiet)
 	opts := bench.Options{
 		Duration: *duration, Concurrency: *concurrency, Rate: *rate, Window: *window, HeldCalls: *held,
-		Config: &cfg, ConfiguredLedger: ledgerGiven,
+		Config: &cfg, ConfiguredLedger: ledgerGiven, CompareLedger: *compare,
 		Progress: prog.show, ProgressInterval: prog.interval,
 	}
 	if *withUI {

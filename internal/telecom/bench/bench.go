@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"observer/internal/telecom"
+	"observer/internal/telecom/ledger"
 )
 
 // DefaultDuration is how long a scenario runs when Options leave it unset.
@@ -64,6 +65,11 @@ type Options struct {
 	// temporary directory, removed afterwards, so a benchmark never
 	// charges a real ledger by accident.
 	ConfiguredLedger bool
+	// CompareLedger, a PostgreSQL URL, makes the charge scenario run a
+	// second time on that ledger, right after the first, so that the two
+	// backends are measured side by side; its results are phases named
+	// "postgres".
+	CompareLedger string
 	// Observe, if set, is called with each whole telecom system a scenario
 	// starts, once it runs; the function it returns is called before the
 	// system stops. It lets a scenario run with the UI watching.
@@ -113,6 +119,9 @@ func NewRunner(opts Options) (*Runner, error) {
 	}
 	if opts.Rate < 0 || math.IsInf(opts.Rate, 0) || math.IsNaN(opts.Rate) {
 		return nil, fmt.Errorf("bench: rate must be a number of operations per second, got %v", opts.Rate)
+	}
+	if opts.CompareLedger != "" && !ledger.IsPostgresURL(opts.CompareLedger) {
+		return nil, fmt.Errorf("bench: the ledger to compare with must be a PostgreSQL URL (postgres://...), got %q", opts.CompareLedger)
 	}
 	cfg := telecom.DefaultConfig()
 	if opts.Config != nil {

@@ -128,9 +128,13 @@ func label(res Result) string {
 func WriteText(w io.Writer, results []Result, m Machine) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s %s/%s, %d CPUs (GOMAXPROCS %d)\n\n", m.GoVersion, m.GOOS, m.GOARCH, m.CPUs, m.GOMAXPROCS)
-	const row = "%-34s %-12s %7s %10s %8s %8s %8s %8s %8s %8s %7s\n"
-	fmt.Fprintf(&b, row, "scenario", "mode", "workers", "ops", "ops/s", "p50", "p95", "p99", "p99.9", "max", "errors")
 	all := flatten(results)
+	nw := 34 // the names' column, wider for a longer name
+	for _, res := range all {
+		nw = max(nw, len(label(res)))
+	}
+	const row = "%-*s %-12s %7s %10s %8s %8s %8s %8s %8s %8s %7s\n"
+	fmt.Fprintf(&b, row, nw, "scenario", "mode", "workers", "ops", "ops/s", "p50", "p95", "p99", "p99.9", "max", "errors")
 	var slas, extras, failed []string
 	checks := 0
 	for _, res := range all {
@@ -140,11 +144,11 @@ func WriteText(w io.Writer, results []Result, m Machine) error {
 			mode = fmt.Sprintf("open %s/s", FormatRate(res.Rate))
 		}
 		l := res.Latency
-		fmt.Fprintf(&b, row, name, mode, strconv.Itoa(res.Concurrency), strconv.FormatUint(res.Ops, 10),
+		fmt.Fprintf(&b, row, nw, name, mode, strconv.Itoa(res.Concurrency), strconv.FormatUint(res.Ops, 10),
 			FormatRate(res.OpsPerSec()), FormatDuration(l.P50), FormatDuration(l.P95), FormatDuration(l.P99),
 			FormatDuration(l.P999), FormatDuration(l.Max), strconv.FormatUint(res.Errors, 10))
 		if v := res.SLA; v != nil {
-			slas = append(slas, fmt.Sprintf("  %-34s %-34s %s", v.Name, name, v))
+			slas = append(slas, fmt.Sprintf("  %-34s %-*s %s", v.Name, nw, name, v))
 		}
 		keys := make([]string, 0, len(res.Metrics))
 		for k := range res.Metrics {
@@ -152,16 +156,16 @@ func WriteText(w io.Writer, results []Result, m Machine) error {
 		}
 		slices.Sort(keys)
 		for _, k := range keys {
-			extras = append(extras, fmt.Sprintf("  %-34s %-34s %s", name, k, formatMetric(res.Metrics[k])))
+			extras = append(extras, fmt.Sprintf("  %-*s %-34s %s", nw, name, k, formatMetric(res.Metrics[k])))
 		}
 		if l := res.StartLag; l != nil {
-			extras = append(extras, fmt.Sprintf("  %-34s %-34s p50 %s, p99 %s, max %s", name, "start lag of the load generator",
+			extras = append(extras, fmt.Sprintf("  %-*s %-34s p50 %s, p99 %s, max %s", nw, name, "start lag of the load generator",
 				FormatDuration(l.P50), FormatDuration(l.P99), FormatDuration(l.Max)))
 		}
 		checks += len(res.Checks)
 		for _, c := range res.Checks {
 			if !c.Pass {
-				failed = append(failed, fmt.Sprintf("  %-34s %s", name, c))
+				failed = append(failed, fmt.Sprintf("  %-*s %s", nw, name, c))
 			}
 		}
 	}

@@ -88,3 +88,14 @@ func TestUnknownScenario(t *testing.T) {
 		t.Error("an unknown scenario ran")
 	}
 }
+
+func TestCompareLedgerMustBePostgres(t *testing.T) {
+	for _, u := range []string{"/tmp/ledger", "sqlite://x", "mysql://db"} {
+		if _, err := NewRunner(Options{CompareLedger: u}); err == nil {
+			t.Errorf("NewRunner took %q as the ledger to compare with", u)
+		}
+	}
+	if _, err := NewRunner(Options{CompareLedger: "postgres://db.example.com/observer"}); err != nil {
+		t.Errorf("NewRunner refused a PostgreSQL URL: %v", err)
+	}
+}

@@ -329,13 +329,47 @@ func heapInUse() uint64 {
 // account could take 150,000 of them.
 const chargeAmount money.Amount = 1
 
+// charge runs the charge scenario on the runner's ledger, then, if the
+// runner has a ledger to compare with, again on that one, whose results
+// become phases named after it.
 func charge(ctx context.Context, r *Runner) (Result, error) {
-	const name = "charge"
 	cfg, cleanup, err := r.billing()
 	if err != nil {
 		return Result{}, err
 	}
 	defer cleanup()
+	res, err := chargeOn(ctx, r, cfg, "")
+	if err != nil || r.opts.CompareLedger == "" {
+		return res, err
+	}
+	other := r.cfg.Billing
+	other.Ledger = r.opts.CompareLedger
+	cmp, err := chargeOn(ctx, r, other, "postgres")
+	retry := cmp.Phases
+	cmp.Phases = nil
+	res.Phases = append(append(res.Phases, cmp), retry...)
+	return res, err
+}
+
+// chargeOn runs the charge scenario on the ledger cfg names. A non-empty
+// label names its results as phases (and their operations) instead.
+func chargeOn(ctx context.Context, r *Runner, cfg telecom.BillingConfig, label string) (Result, error) {
+	const name = "charge"
+	phase := func(p string) string {
+		if label == "" {
+			return p
+		}
+		if p == "" {
+			return label
+		}
+		return label + ", " + p
+	}
+	op := func(o string) string {
+		if label == "" {
+			return o
+		}
+		return o + "_" + label
+	}
 	l, err := telecom.OpenLedger(cfg)
 	if err != nil {
 		return Result{}, err
@@ -387,7 +421,7 @@ func charge(ctx context.Context, r *Runner) (Result, error) {
 		}
 	}
 	s := r.newSeries()
-	out, err := r.drive(ctx, plan{scenario: name, op: "charge", node: n, workers: workers, series: s, paced: true,
+	out, err := r.drive(ctx, plan{scenario: name, phase: phase(""), op: op("charge"), node: n, workers: workers, series: s, paced: true,
 		do: func(p *runtime.Process, w int, seq uint64, _ time.Time) (time.Time, error) {
 			buf := append(txnBufs[w][:0], "BENCH-"...)
 			buf = append(append(buf, r.runID...), '-')
@@ -424,7 +458,7 @@ func charge(ctx context.Context, r *Runner) (Result, error) {
 	// receipt and charge nothing.
 	var fresh atomic.Uint64
 	s2 := r.newSeries()
-	out2, err := r.drive(ctx, plan{scenario: name, phase: "idempotent-retry", op: "charge_retry", node: n, workers: workers, series: s2, paced: true,
+	out2, err := r.drive(ctx, plan{scenario: name, phase: phase("idempotent-retry"), op: op("charge_retry"), node: n, workers: workers, series: s2, paced: true,
 		do: func(p *runtime.Process, w int, seq uint64, _ time.Time) (time.Time, error) {
 			mine := acked[w]
 			if len(mine) == 0 {

@@ -189,7 +189,7 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Ledger, error) {
 		st  store
 		err error
 	)
-	if isPostgresDSN(dsn) {
+	if IsPostgresURL(dsn) {
 		st, err = openPostgres(ctx, dsn)
 	} else {
 		st, err = openSQLite(ctx, dsn)
@@ -223,8 +223,9 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Ledger, error) {
 	return l, nil
 }
 
-// isPostgresDSN reports whether dsn is a PostgreSQL URL.
-func isPostgresDSN(dsn string) bool {
+// IsPostgresURL reports whether dsn is a PostgreSQL URL (postgres:// or
+// postgresql://), which Open takes for the PostgreSQL backend.
+func IsPostgresURL(dsn string) bool {
 	d := strings.ToLower(dsn)
 	return strings.HasPrefix(d, "postgres://") || strings.HasPrefix(d, "postgresql://")
 }

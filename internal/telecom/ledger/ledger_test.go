@@ -808,8 +808,8 @@ func TestOpenSelectsBackend(t *testing.T) {
 		"postgres-data/ledger":  false,
 		"file:postgres://x.txt": false,
 	} {
-		if got := isPostgresDSN(dsn); got != pg {
-			t.Errorf("isPostgresDSN(%q) = %v; want %v", dsn, got, pg)
+		if got := IsPostgresURL(dsn); got != pg {
+			t.Errorf("IsPostgresURL(%q) = %v; want %v", dsn, got, pg)
 		}
 	}
 	if _, err := Open(context.Background(), ""); err == nil {
