@@ -26,9 +26,9 @@
 //
 // Storage: Open takes either a PostgreSQL URL, shared by every node, or a
 // data directory holding the SQLite file ledger.db. Both hold the same
-// tables (accounts, charges, topups, schema_migrations, ledger_meta), with
-// amounts in integer minor units, so the SQLite file can be inspected with
-// the stock shell, e.g.
+// tables (accounts, charges, topups, schema_migrations, ledger_meta; SQLite
+// also charge_ids, see sqlite_ids.go), with amounts in integer minor units,
+// so the SQLite file can be inspected with the stock shell, e.g.
 //
 //	sqlite3 data/ledger.db 'SELECT * FROM charges ORDER BY seq DESC LIMIT 10'
 package ledger
