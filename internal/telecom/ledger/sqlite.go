@@ -523,10 +523,33 @@ func (s *sqliteStore) recent(ctx context.Context, n int) ([]Receipt, error) {
 	return out, rs.Err()
 }
 
+// snapshotCacheKiB is the page cache of a snapshot's connection while it
+// runs. Verify reads every table and looks each charge up in charge_ids; with
+// SQLite's default of 2 MiB it would read most pages from the file again and
+// again (about 5 times as long for 250,000 charges).
+const snapshotCacheKiB = 65536
+
 func (s *sqliteStore) snapshot(ctx context.Context, fn func(q querier) error) error {
+	c, err := s.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	var cache int64
+	if err := c.QueryRowContext(ctx, "PRAGMA cache_size").Scan(&cache); err != nil {
+		return err
+	}
+	if _, err := c.ExecContext(ctx, "PRAGMA cache_size = -"+strconv.Itoa(snapshotCacheKiB)); err != nil {
+		return err
+	}
+	// The connection goes back to the pool with its own cache size, and
+	// the memory of the larger one freed.
+	defer func() {
+		_, _ = c.ExecContext(context.Background(), "PRAGMA cache_size = "+strconv.FormatInt(cache, 10))
+	}()
 	// A deferred transaction reads one consistent WAL snapshot and never
 	// blocks the writer.
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := c.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
@@ -535,6 +558,22 @@ func (s *sqliteStore) snapshot(ctx context.Context, fn func(q querier) error) er
 }
 
 func (s *sqliteStore) integrityQuery() string { return "PRAGMA quick_check" }
+
+// indexChecks: every entry of charge_ids names a charge with its txnID, and
+// every charge up to charge_ids_through is in charge_ids.
+func (s *sqliteStore) indexChecks() []string {
+	return []string{
+		`SELECT i.txn_id, 'charge_ids points at charge ' || i.seq || ', which ' ||
+			CASE WHEN c.seq IS NULL THEN 'does not exist' ELSE 'is ' || c.txn_id END
+			FROM charge_ids AS i LEFT JOIN charges AS c ON c.seq = i.seq
+			WHERE c.txn_id IS NOT i.txn_id ORDER BY i.txn_id`,
+		`SELECT c.txn_id, 'charge ' || c.seq || ' is missing from charge_ids'
+			FROM charges AS c
+			WHERE c.seq <= (SELECT CAST(value AS INTEGER) FROM ledger_meta WHERE key = 'charge_ids_through')
+			AND NOT EXISTS (SELECT 1 FROM charge_ids AS i WHERE i.txn_id = c.txn_id AND i.seq = c.seq)
+			ORDER BY c.seq`,
+	}
+}
 
 func (s *sqliteStore) close() error {
 	var errs []error

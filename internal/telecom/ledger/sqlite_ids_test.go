@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -223,5 +224,39 @@ func TestChargeIDsOtherProcess(t *testing.T) {
 	r, err = b.Charge(ctx, "x1", SeedAccountID(3), 7)
 	if err != nil || !r.Replayed {
 		t.Fatalf("retry on the other ledger = %+v, %v; want the original receipt", r, err)
+	}
+}
+
+// TestVerifyChecksChargeIDs edits charge_ids behind the ledger's back:
+// Verify reports an entry that names the wrong charge and a merged charge
+// whose entry is gone.
+func TestVerifyChecksChargeIDs(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	l, err := Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chargeN(t, l, "v", 3)
+	if err := l.Close(); err != nil { // merges v0..v2
+		t.Fatal(err)
+	}
+	l = openLedger(t, dir)
+	mustVerify(t, l)
+	execRaw(t, l, "DELETE FROM charge_ids WHERE txn_id = 'v1'")
+	execRaw(t, l, "UPDATE charge_ids SET seq = 1 WHERE txn_id = 'v2'")
+	rep, err := l.Verify(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, v := range rep.Violations {
+		if v.Kind == IndexMismatch {
+			got = append(got, v.Subject+": "+v.Detail)
+		}
+	}
+	want := []string{"v2: charge_ids points at charge 1, which is v0", "v1: charge 2 is missing from charge_ids", "v2: charge 3 is missing from charge_ids"}
+	if !slices.Equal(got, want) {
+		t.Errorf("index violations %q; want %q", got, want)
 	}
 }

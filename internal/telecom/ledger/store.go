@@ -45,6 +45,10 @@ type store interface {
 	// integrityQuery is the backend's own consistency check for Verify (one
 	// row "ok" when healthy), or "" if it has none worth running.
 	integrityQuery() string
+	// indexChecks are queries for Verify that list, as rows of (txnID,
+	// detail), the entries of the backend's own txnID index that disagree
+	// with the journal (SQLite: charge_ids).
+	indexChecks() []string
 	// close releases all connections.
 	close() error
 }

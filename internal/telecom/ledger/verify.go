@@ -26,6 +26,9 @@ const (
 	NonPositiveAmount ViolationKind = "non-positive-amount"
 	// StorageCorruption: the database's own consistency check failed.
 	StorageCorruption ViolationKind = "storage"
+	// IndexMismatch: the txnID index disagrees with the charges (SQLite's
+	// charge_ids).
+	IndexMismatch ViolationKind = "index-mismatch"
 )
 
 // maxReported bounds how many violations a Report keeps in detail; the total
@@ -79,7 +82,7 @@ func (l *Ledger) Verify(ctx context.Context) (Report, error) {
 	var rep Report
 	err := l.st.snapshot(ctx, func(q querier) error {
 		rep = Report{}
-		return verify(ctx, q, l.st.integrityQuery(), &rep)
+		return verify(ctx, q, l.st.integrityQuery(), l.st.indexChecks(), &rep)
 	})
 	if err != nil {
 		return Report{}, fmt.Errorf("ledger: verify: %w", err)
@@ -107,7 +110,7 @@ type accountTotals struct {
 	charges, topups money.Amount
 }
 
-func verify(ctx context.Context, q querier, integrity string, rep *Report) error {
+func verify(ctx context.Context, q querier, integrity string, indexChecks []string, rep *Report) error {
 	if integrity != "" {
 		msgs, err := queryStrings(ctx, q, integrity)
 		if err != nil {
@@ -117,6 +120,26 @@ func verify(ctx context.Context, q querier, integrity string, rep *Report) error
 			for _, m := range msgs {
 				rep.add(StorageCorruption, "database", "%s", m)
 			}
+		}
+	}
+
+	for _, check := range indexChecks {
+		rs, err := q.query(ctx, check)
+		if err != nil {
+			return err
+		}
+		for rs.Next() {
+			var id, detail string
+			if err := rs.Scan(&id, &detail); err != nil {
+				rs.Close()
+				return err
+			}
+			rep.add(IndexMismatch, id, "%s", detail)
+		}
+		err = rs.Err()
+		rs.Close()
+		if err != nil {
+			return err
 		}
 	}
 
