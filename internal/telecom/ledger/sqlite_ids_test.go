@@ -11,6 +11,17 @@ import (
 	"testing"
 )
 
+// openSQLiteLedger opens the SQLite ledger in dir, which the test closes
+// itself, and returns it with its record of unmerged txnIDs.
+func openSQLiteLedger(t *testing.T, dir string) (*Ledger, *chargeIDs) {
+	t.Helper()
+	l, err := Open(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l, sqliteIDs(t, l)
+}
+
 // sqliteIDs returns the SQLite ledger's record of unmerged txnIDs.
 func sqliteIDs(t *testing.T, l *Ledger) *chargeIDs {
 	t.Helper()
@@ -58,11 +69,7 @@ func TestChargeIDsMerge(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
 	const n = 700
-	l, err := Open(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ids := sqliteIDs(t, l)
+	l, ids := openSQLiteLedger(t, dir)
 	ids.mergeAt = 300
 	chargeN(t, l, "m", n)
 	merged := queryInt(t, l, "SELECT count(*) FROM charge_ids")
@@ -84,7 +91,7 @@ func TestChargeIDsMerge(t *testing.T) {
 		t.Errorf("charge_ids_through = %d; want the last charge's seq", got)
 	}
 	retryN(t, l, "m", n)
-	_, err = l.Charge(ctx, "m1", SeedAccountID(2), 2)
+	_, err := l.Charge(ctx, "m1", SeedAccountID(2), 2)
 	var ce *ConflictError
 	if !errors.As(err, &ce) || ce.ExistingAmount != 1 {
 		t.Errorf("m1 with another amount: %v; want a conflict with the stored charge", err)
@@ -101,11 +108,7 @@ func TestChargeIDsAfterCrash(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
 	const n = 100
-	l, err := Open(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ids := sqliteIDs(t, l)
+	l, ids := openSQLiteLedger(t, dir)
 	chargeN(t, l, "c", n)
 	ids.loaded = false // Close merges nothing, as if the process died
 	if err := l.Close(); err != nil {
@@ -233,10 +236,7 @@ func TestChargeIDsOtherProcess(t *testing.T) {
 func TestVerifyChecksChargeIDs(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	l, err := Open(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, _ := openSQLiteLedger(t, dir)
 	chargeN(t, l, "v", 3)
 	if err := l.Close(); err != nil { // merges v0..v2
 		t.Fatal(err)
