@@ -69,6 +69,8 @@ func (s *pgStore) backend() string { return "postgres" }
 
 func (s *pgStore) idle() {} // the server checkpoints by itself
 
+func (s *pgStore) upkeep() bool { return false }
+
 // durable has nothing to do: with synchronous_commit=on a commit returns
 // once the server has flushed it.
 func (s *pgStore) durable() error { return nil }

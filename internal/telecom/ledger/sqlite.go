@@ -435,6 +435,20 @@ func (s *sqliteStore) durable() error {
 	return nil
 }
 
+// upkeep merges a chunk of pending txnIDs into charge_ids (see
+// sqlite_ids.go).
+func (s *sqliteStore) upkeep() bool {
+	if s.ids.failed || !s.ids.due() {
+		return false
+	}
+	if err := s.ids.mergeAlone(context.Background(), s.w, s.ws.dataVersion); err != nil {
+		// Left to the batches, whose transactions merge too and report
+		// what fails to their callers.
+		s.ids.failed = true
+	}
+	return true
+}
+
 func (s *sqliteStore) idle() {
 	if s.ck != nil {
 		s.ck.afterBatch()

@@ -24,9 +24,11 @@ import (
 // looks each new txnID up in pending and in charge_ids, inside the
 // write-locked transaction that charges it. Once mergeAt of them have
 // gathered, the writer sorts them and merges them into charge_ids a chunk at
-// a time, in txnID order, inside the transactions of the next batches: a
-// page of the index is then written once for all the txnIDs of the chunk
-// that fall into it, not once per charge.
+// a time, in txnID order: a page of the index is then written once for all
+// the txnIDs of the chunk that fall into it, not once per charge. The
+// writer merges while it waits for the previous batch's fsync (mergeAlone),
+// which takes the work out of the batches' way; if that falls behind, the
+// batches' transactions merge too (merge).
 //
 // Everything pending is also in charges, so nothing is lost with the
 // memory: ledger_meta's charge_ids_through says that every charge up to
@@ -53,6 +55,7 @@ type chargeIDs struct {
 	pending map[string]pendingCharge
 	through int64 // charge_ids holds every charge with seq <= through
 	loaded  bool  // pending was read from the database
+	failed  bool  // a merge in the writer's spare time failed: only batches merge
 	version int64 // the data_version it was read at
 	mergeAt int
 
@@ -147,7 +150,7 @@ func (c *chargeIDs) load(ctx context.Context, conn *sql.Conn) error {
 		return fmt.Errorf("ledger: sqlite: pending txnIDs: %w", err)
 	}
 	c.mu.Lock()
-	c.pending, c.through, c.loaded = pending, through, true
+	c.pending, c.through, c.loaded, c.failed = pending, through, true, false
 	c.gen, c.genMax, c.next = nil, 0, 0
 	c.sorted = nil
 	c.epoch++
@@ -163,14 +166,66 @@ func duplicateCharge(txnID string, seq1, seq2 int64) error {
 }
 
 // merge writes the next chunk of the merge in progress to charge_ids, on
-// conn inside the writer's transaction, starting a merge if enough txnIDs
-// are pending. batch is the number of charges the transaction writes. It
-// returns how many txnIDs it merged, for committed.
+// conn inside a batch's transaction, if the merges done in the writer's
+// spare time (mergeAlone) have fallen behind. batch is the number of
+// charges the transaction writes. It returns how many txnIDs it merged, for
+// committed.
 func (c *chargeIDs) merge(ctx context.Context, conn *sql.Conn, batch int) (int, error) {
-	if c.gen == nil && !c.nextGen() {
+	if len(c.pending) < 2*c.mergeAt || !c.due() {
 		return 0, nil
 	}
-	chunk := c.gen[c.next:min(len(c.gen), c.next+max(minMergeChunk, 2*batch))]
+	return c.mergeChunk(ctx, conn, max(minMergeChunk, 2*batch))
+}
+
+// due reports whether a merge is in progress, starting one if its txnIDs
+// are sorted, or their sorting if enough are pending.
+func (c *chargeIDs) due() bool {
+	return c.loaded && (c.gen != nil || c.nextGen())
+}
+
+// aloneChunk is how many txnIDs mergeAlone merges in one transaction: about
+// a millisecond's work, so that the writer is soon back for the next batch.
+const aloneChunk = 512
+
+// mergeAlone merges the next chunk of the merge in progress in a
+// transaction of its own, which need not be durable: a crash only leaves
+// the txnIDs pending, to be read again. The writer runs it while it waits
+// for the previous batch's fsync. If another connection wrote meanwhile it
+// merges nothing and has the next batch read pending again.
+func (c *chargeIDs) mergeAlone(ctx context.Context, conn *sql.Conn, dataVersion *sql.Stmt) (err error) {
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			_, _ = conn.ExecContext(context.Background(), "ROLLBACK")
+		}
+	}()
+	var v int64
+	if err := dataVersion.QueryRowContext(ctx).Scan(&v); err != nil {
+		return err
+	}
+	if v != c.version {
+		c.loaded = false
+		_, err := conn.ExecContext(ctx, "ROLLBACK")
+		return err
+	}
+	n, err := c.mergeChunk(ctx, conn, aloneChunk)
+	if err != nil {
+		return err
+	}
+	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
+		c.loaded = false
+		return err
+	}
+	c.committed(nil, n)
+	return nil
+}
+
+// mergeChunk writes up to size txnIDs of the merge in progress to
+// charge_ids, and charge_ids_through with the last of them.
+func (c *chargeIDs) mergeChunk(ctx context.Context, conn *sql.Conn, size int) (int, error) {
+	chunk := c.gen[c.next:min(len(c.gen), c.next+size)]
 	if err := c.insert(ctx, conn, chunk); err != nil {
 		return 0, err
 	}

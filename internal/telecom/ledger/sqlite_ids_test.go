@@ -70,7 +70,7 @@ func TestChargeIDsMerge(t *testing.T) {
 	ctx := context.Background()
 	const n = 700
 	l, ids := openSQLiteLedger(t, dir)
-	ids.mergeAt = 300
+	ids.mergeAt = 150 // batches merge from 300 pending on
 	chargeN(t, l, "m", n)
 	merged := queryInt(t, l, "SELECT count(*) FROM charge_ids")
 	if merged < 300 || merged+int64(pendingLen(ids)) != n {
@@ -99,6 +99,35 @@ func TestChargeIDsMerge(t *testing.T) {
 	if rep := mustVerify(t, l); rep.Charges != n {
 		t.Errorf("%d charges; want %d", rep.Charges, n)
 	}
+}
+
+// TestChargeIDsMergeInSpareTime merges with upkeep, as the writer does
+// while it waits for an fsync, rather than inside batches.
+func TestChargeIDsMergeInSpareTime(t *testing.T) {
+	l := openLedger(t, t.TempDir())
+	s, ids := l.st.(*sqliteStore), sqliteIDs(t, l)
+	ids.mergeAt = 200
+	// Fewer than 2*mergeAt: the batches leave the merging to upkeep. The
+	// writer is idle between these charges, so the test may call upkeep.
+	chargeN(t, l, "s", 250)
+	if n := queryInt(t, l, "SELECT count(*) FROM charge_ids"); n != 0 {
+		t.Fatalf("batches merged %d txnIDs; want none below 2*mergeAt", n)
+	}
+	if s.upkeep() {
+		t.Fatal("upkeep merged before the txnIDs were sorted")
+	}
+	g := <-ids.sorted // wait for the sort upkeep started
+	ids.sorted <- g
+	for s.upkeep() {
+	}
+	if n := queryInt(t, l, "SELECT count(*) FROM charge_ids"); n != 250 || pendingLen(ids) != 0 {
+		t.Errorf("%d txnIDs merged, %d pending; want all 250 merged", n, pendingLen(ids))
+	}
+	if got := queryInt(t, l, "SELECT value FROM ledger_meta WHERE key = 'charge_ids_through'"); got != queryInt(t, l, "SELECT max(seq) FROM charges") {
+		t.Errorf("charge_ids_through = %d; want the last charge's seq", got)
+	}
+	retryN(t, l, "s", 250)
+	mustVerify(t, l)
 }
 
 // TestChargeIDsAfterCrash stops the ledger without merging, as a crash

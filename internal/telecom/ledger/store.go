@@ -25,6 +25,10 @@ type store interface {
 	// idle is called by the writer after each batch, once its transaction
 	// has ended, for upkeep that must not overlap a batch.
 	idle()
+	// upkeep does one step of deferred work, in a transaction of its own,
+	// while the writer would otherwise wait for the previous batch's
+	// fsync; it reports false if there is none to do.
+	upkeep() bool
 	// insertFindsTaken reports whether batchTx.insert fails with
 	// errTxnTaken, writing nothing, if one of its txnIDs is recorded
 	// already; the writer then need not look a batch's txnIDs up first.

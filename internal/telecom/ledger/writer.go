@@ -123,9 +123,26 @@ func (l *Ledger) run() {
 		l.gate.Unlock()
 		clear(batch) // let answered requests be collected
 		if len(live) > 0 {
-			committed <- live
+			l.handOver(committed, live)
 		}
 		l.st.idle()
+	}
+}
+
+// handOver gives a committed batch to the goroutine that makes it durable,
+// doing the store's upkeep while that goroutine is still busy with the
+// previous one.
+func (l *Ledger) handOver(committed chan<- []*request, live []*request) {
+	for {
+		select {
+		case committed <- live:
+			return
+		default:
+		}
+		if !l.st.upkeep() {
+			committed <- live
+			return
+		}
 	}
 }
 
