@@ -43,9 +43,10 @@ const (
 	// there are, the more of them share an index page; each costs about
 	// 100 bytes of memory until merged.
 	defaultMergeAt = 1 << 15
-	// minMergeChunk is the fewest txnIDs merged in one transaction while
-	// a merge is in progress. A batch merges twice as many txnIDs as it
-	// charges, if that is more, so merging keeps ahead of charging.
+	// minMergeChunk is the fewest txnIDs a batch's transaction merges
+	// when the merging has fallen behind (see merge). A batch merges
+	// twice as many txnIDs as it charges, if that is more, so merging
+	// catches up with charging.
 	minMergeChunk = 256
 )
 
