@@ -592,7 +592,7 @@ func (s *sqliteStore) indexChecks() []string {
 func (s *sqliteStore) close() error {
 	var errs []error
 	if s.w != nil && s.ws.dataVersion != nil {
-		if err := s.ids.flush(context.Background(), s.w); err != nil {
+		if err := s.ids.flush(context.Background(), s.w, s.ws.dataVersion); err != nil {
 			errs = append(errs, fmt.Errorf("ledger: sqlite: merge pending txnIDs: %w", err))
 		}
 	}

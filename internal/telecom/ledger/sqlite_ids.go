@@ -193,34 +193,48 @@ const aloneChunk = 512
 // the txnIDs pending, to be read again. The writer runs it while it waits
 // for the previous batch's fsync. If another connection wrote meanwhile it
 // merges nothing and has the next batch read pending again.
-func (c *chargeIDs) mergeAlone(ctx context.Context, conn *sql.Conn, dataVersion *sql.Stmt) (err error) {
-	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+func (c *chargeIDs) mergeAlone(ctx context.Context, conn *sql.Conn, dataVersion *sql.Stmt) error {
+	var n int
+	ok, err := c.ownTx(ctx, conn, dataVersion, func() (err error) {
+		n, err = c.mergeChunk(ctx, conn, aloneChunk)
+		return err
+	})
+	if !ok {
+		c.loaded = false // the next batch reads pending again
 		return err
 	}
+	c.committed(nil, n)
+	return nil
+}
+
+// ownTx runs write in a write transaction of its own on conn and commits
+// it, unless another connection has written since pending was read, which
+// dataVersion, read under the write lock, tells. It reports whether write
+// ran and was committed.
+func (c *chargeIDs) ownTx(ctx context.Context, conn *sql.Conn, dataVersion *sql.Stmt, write func() error) (committed bool, err error) {
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return false, err
+	}
 	defer func() {
-		if err != nil {
+		if !committed {
+			// Ignored: after a failed COMMIT SQLite may have rolled back.
 			_, _ = conn.ExecContext(context.Background(), "ROLLBACK")
 		}
 	}()
 	var v int64
 	if err := dataVersion.QueryRowContext(ctx).Scan(&v); err != nil {
-		return err
+		return false, err
 	}
 	if v != c.version {
-		c.loaded = false
-		_, err := conn.ExecContext(ctx, "ROLLBACK")
-		return err
+		return false, nil
 	}
-	n, err := c.mergeChunk(ctx, conn, aloneChunk)
-	if err != nil {
-		return err
+	if err := write(); err != nil {
+		return false, err
 	}
 	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
-		c.loaded = false
-		return err
+		return false, err
 	}
-	c.committed(nil, n)
-	return nil
+	return true, nil
 }
 
 // mergeChunk writes up to size txnIDs of the merge in progress to
@@ -274,25 +288,10 @@ func (c *chargeIDs) nextGen() bool {
 
 // flush merges every pending txnID, in one transaction of its own; the
 // writer calls it when the ledger closes, so that the next start has
-// nothing to read back.
-func (c *chargeIDs) flush(ctx context.Context, conn *sql.Conn) (err error) {
+// nothing to read back. If another connection wrote since pending was
+// read, it leaves them to the next start.
+func (c *chargeIDs) flush(ctx context.Context, conn *sql.Conn, dataVersion *sql.Stmt) error {
 	if !c.loaded || len(c.pending) == 0 {
-		return nil
-	}
-	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			_, _ = conn.ExecContext(context.Background(), "ROLLBACK")
-		}
-	}()
-	var v int64
-	if err := conn.QueryRowContext(ctx, "PRAGMA data_version").Scan(&v); err != nil {
-		return err
-	}
-	if v != c.version {
-		// Another connection wrote meanwhile; the next start reads it all.
 		return nil
 	}
 	ids := make([]string, 0, len(c.pending))
@@ -302,13 +301,13 @@ func (c *chargeIDs) flush(ctx context.Context, conn *sql.Conn) (err error) {
 		top = max(top, p.seq)
 	}
 	slices.Sort(ids)
-	if err := c.insert(ctx, conn, ids); err != nil {
-		return err
-	}
-	if err := c.setThrough(ctx, conn, top); err != nil {
-		return err
-	}
-	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
+	ok, err := c.ownTx(ctx, conn, dataVersion, func() error {
+		if err := c.insert(ctx, conn, ids); err != nil {
+			return err
+		}
+		return c.setThrough(ctx, conn, top)
+	})
+	if !ok {
 		return err
 	}
 	c.mu.Lock()
