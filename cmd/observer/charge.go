@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"observer/internal/runtime"
-	"observer/internal/runtime/supervisor"
 	"observer/internal/telecom"
 	"observer/internal/telecom/ledger"
 	"observer/internal/telecom/money"
@@ -65,15 +63,11 @@ func runCharge(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	n := runtime.NewNode(runtime.Options{})
-	sup, err := supervisor.Start(n, supervisor.Spec{
-		Flags:    supervisor.Flags{Strategy: supervisor.OneForOne, Intensity: 1, Period: 5},
-		Children: []supervisor.ChildSpec{b.SupervisorSpec()},
-	}, supervisor.Options{Name: "charge_sup"})
+	n, stop, err := b.StartAlone("charge_sup")
 	if err != nil {
 		return err
 	}
-	defer supervisor.Stop(n, sup, runtime.Shutdown, 10*time.Second)
+	defer stop()
 	rec, err := b.Charge(n, txn, account, amount, 30*time.Second)
 	if err != nil {
 		return fmt.Errorf("%s: %w", errorKind(err), err)

@@ -98,6 +98,22 @@ func (b *Billing) SupervisorSpec() supervisor.ChildSpec {
 	}
 }
 
+// StartAlone runs the billing subtree without the rest of the system: on a
+// node of its own, under a one_for_one supervisor registered as name. It is
+// what `observer charge` and the charge benchmark run. stop shuts the
+// subtree down; the ledger stays open.
+func (b *Billing) StartAlone(name string) (n *runtime.Node, stop func(), err error) {
+	n = runtime.NewNode(runtime.Options{})
+	sup, err := supervisor.Start(n, supervisor.Spec{
+		Flags:    supervisor.Flags{Strategy: supervisor.OneForOne, Intensity: 1, Period: 5},
+		Children: []supervisor.ChildSpec{b.SupervisorSpec()},
+	}, supervisor.Options{Name: name})
+	if err != nil {
+		return nil, nil, err
+	}
+	return n, func() { _ = supervisor.Stop(n, sup, runtime.Shutdown, CallTimeout) }, nil
+}
+
 // Start is billing_engine_server's start function. It starts the module's
 // current version, so a restart after an upgrade comes back upgraded.
 func (b *Billing) Start(p *runtime.Process) (runtime.PID, error) {

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"observer/internal/runtime"
-	"observer/internal/runtime/supervisor"
 	"observer/internal/telecom/ledger"
 )
 
@@ -39,17 +38,13 @@ func startBillingBench(tb testing.TB) *billingBench {
 		l.Close()
 		tb.Fatal(err)
 	}
-	n := runtime.NewNode(runtime.Options{})
-	sup, err := supervisor.Start(n, supervisor.Spec{
-		Flags:    supervisor.Flags{Strategy: supervisor.OneForOne, Intensity: 1, Period: 5},
-		Children: []supervisor.ChildSpec{b.SupervisorSpec()},
-	}, supervisor.Options{Name: "bench_billing_sup"})
+	n, stop, err := b.StartAlone("bench_billing_sup")
 	if err != nil {
 		l.Close()
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() {
-		_ = supervisor.Stop(n, sup, runtime.Shutdown, CallTimeout)
+		stop()
 		l.Close()
 	})
 	return &billingBench{node: n, b: b, l: l}

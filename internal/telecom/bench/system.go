@@ -379,15 +379,11 @@ func chargeOn(ctx context.Context, r *Runner, cfg telecom.BillingConfig, label s
 	if err != nil {
 		return Result{}, err
 	}
-	n := runtime.NewNode(runtime.Options{})
-	sup, err := supervisor.Start(n, supervisor.Spec{
-		Flags:    supervisor.Flags{Strategy: supervisor.OneForOne, Intensity: 1, Period: 5},
-		Children: []supervisor.ChildSpec{b.SupervisorSpec()},
-	}, supervisor.Options{Name: "bench_billing_sup"})
+	n, stop, err := b.StartAlone("bench_billing_sup")
 	if err != nil {
 		return Result{}, err
 	}
-	defer supervisor.Stop(n, sup, runtime.Shutdown, opTimeout)
+	defer stop()
 
 	vctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
