@@ -107,22 +107,13 @@ func TestKillBillingUnderLoad(t *testing.T) {
 			<-start
 			for i := 0; i < each; i++ {
 				txn := fmt.Sprintf("K-%d-%d", c, i)
-				for {
-					_, err := b.Charge(s.Node, txn, "ACC-100", mustAmount(t, "0.01"), wait)
-					if err == nil {
-						break
-					}
-					if !Retryable(err) {
-						t.Errorf("%s: %v", txn, err)
-						return
-					}
-					mu.Lock()
-					failures++
-					mu.Unlock()
-					// The same txnID again, once the billing process is back.
-					for _, ok := s.Node.Whereis(BillingName); !ok; _, ok = s.Node.Whereis(BillingName) {
-						runtimeYield()
-					}
+				n, err := chargeUntilDone(t, s, txn, "ACC-100")
+				mu.Lock()
+				failures += n
+				mu.Unlock()
+				if err != nil {
+					t.Errorf("%s: %v", txn, err)
+					return
 				}
 			}
 		}()
@@ -145,6 +136,24 @@ func TestKillBillingUnderLoad(t *testing.T) {
 		t.Fatalf("verify: %v %v", rep, err)
 	}
 	t.Logf("%d calls failed during the restart and were retried", failures)
+}
+
+// chargeUntilDone charges one cent to account under txn, as a call
+// session does: after a retryable failure it waits for
+// billing_engine_server to be back and sends the same txnID again. It
+// returns how many attempts failed, and the first error that cannot be
+// retried.
+func chargeUntilDone(t *testing.T, s *System, txn, account string) (failed int, err error) {
+	for {
+		_, err := s.Billing.Charge(s.Node, txn, account, mustAmount(t, "0.01"), wait)
+		if err == nil || !Retryable(err) {
+			return failed, err
+		}
+		failed++
+		for _, ok := s.Node.Whereis(BillingName); !ok; _, ok = s.Node.Whereis(BillingName) {
+			runtimeYield()
+		}
+	}
 }
 
 // runtimeYield gives other goroutines a moment without guessing a duration
@@ -225,21 +234,13 @@ func TestKillBillingWithManyChargesInFlight(t *testing.T) {
 			<-start
 			for i := range each {
 				txn := fmt.Sprintf("M-%d-%d", c, i)
-				for {
-					_, err := b.Charge(s.Node, txn, "ACC-200", mustAmount(t, "0.01"), wait)
-					if err == nil {
-						break
-					}
-					if !Retryable(err) {
-						t.Errorf("%s: %v", txn, err)
-						return
-					}
-					mu.Lock()
-					retried++
-					mu.Unlock()
-					for _, ok := s.Node.Whereis(BillingName); !ok; _, ok = s.Node.Whereis(BillingName) {
-						runtimeYield()
-					}
+				n, err := chargeUntilDone(t, s, txn, "ACC-200")
+				mu.Lock()
+				retried += n
+				mu.Unlock()
+				if err != nil {
+					t.Errorf("%s: %v", txn, err)
+					return
 				}
 			}
 		})
