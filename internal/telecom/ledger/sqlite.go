@@ -386,6 +386,11 @@ func (s *sqliteStore) prepareWriter(ctx context.Context) error {
 	if err := s.ids.load(ctx, s.w); err != nil {
 		return err
 	}
+	fc, err := s.db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("ledger: sqlite: txnID filter: %w", err)
+	}
+	s.ids.filter.build(fc)
 	ck, err := newSQLiteCheckpointer(ctx, s)
 	if err != nil {
 		return err
@@ -591,6 +596,7 @@ func (s *sqliteStore) indexChecks() []string {
 
 func (s *sqliteStore) close() error {
 	var errs []error
+	s.ids.filter.close()
 	if s.w != nil && s.ws.dataVersion != nil {
 		if err := s.ids.flush(context.Background(), s.w, s.ws.dataVersion); err != nil {
 			errs = append(errs, fmt.Errorf("ledger: sqlite: merge pending txnIDs: %w", err))
@@ -703,7 +709,7 @@ func (t *sqliteTx) find(ctx context.Context, k opKind, txnIDs []string) (map[str
 		for _, id := range txnIDs {
 			if p, ok := t.s.ids.pending[id]; ok {
 				out[id] = p.rec
-			} else {
+			} else if !t.s.ids.filter.excludes(id) {
 				rest = append(rest, id)
 			}
 		}

@@ -72,6 +72,10 @@ type chargeIDs struct {
 	sorted chan sortedIDs
 	epoch  uint64
 
+	// filter tells the txnIDs certainly not in charge_ids (see
+	// sqlite_filter.go).
+	filter chargeFilter
+
 	buf []byte
 }
 
@@ -109,6 +113,10 @@ func (c *chargeIDs) get(txnID string) (record, bool) {
 
 // load reads pending and through from the database, on conn, inside the
 // writer's transaction. A txnID found in two charges fails it.
+//
+// Once the filter is in use, load also adds to it every charge after the
+// charge_ids_through it knew: whatever another connection merged into
+// charge_ids since is among them.
 func (c *chargeIDs) load(ctx context.Context, conn *sql.Conn) error {
 	var through int64
 	err := conn.QueryRowContext(ctx,
@@ -116,9 +124,13 @@ func (c *chargeIDs) load(ctx context.Context, conn *sql.Conn) error {
 	if err != nil {
 		return fmt.Errorf("ledger: sqlite: charge_ids_through: %w", err)
 	}
+	from, catchUp := through, c.filter.active()
+	if catchUp {
+		from = min(from, c.through)
+	}
 	rs, err := conn.QueryContext(ctx, `SELECT c.seq, c.txn_id, c.account_id, c.amount, c.created_at, i.seq
 		FROM charges AS c LEFT JOIN charge_ids AS i ON i.txn_id = c.txn_id
-		WHERE c.seq > ? ORDER BY c.seq`, through)
+		WHERE c.seq > ? ORDER BY c.seq`, from)
 	if err != nil {
 		return fmt.Errorf("ledger: sqlite: pending txnIDs: %w", err)
 	}
@@ -132,6 +144,12 @@ func (c *chargeIDs) load(ctx context.Context, conn *sql.Conn) error {
 		)
 		if err := rs.Scan(&p.seq, &id, &p.rec.account, &p.rec.amount, &at, &merged); err != nil {
 			return fmt.Errorf("ledger: sqlite: pending txnIDs: %w", err)
+		}
+		if catchUp {
+			c.filter.add(id)
+		}
+		if p.seq <= through {
+			continue // read for the filter alone
 		}
 		if merged.Valid && merged.Int64 == p.seq {
 			continue
@@ -367,6 +385,7 @@ func (c *chargeIDs) committed(added []addedCharge, merged int) {
 	}
 	for _, id := range c.gen[c.next : c.next+merged] {
 		delete(c.pending, id)
+		c.filter.add(id)
 	}
 	c.next += merged
 	if c.next == len(c.gen) {

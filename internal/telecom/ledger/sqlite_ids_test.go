@@ -33,6 +33,23 @@ func awaitSort(ids *chargeIDs) bool {
 	return true
 }
 
+// awaitFilter waits until the filter of charge_ids is read, if it is not
+// in use yet, and leaves it for the writer, which must be idle.
+func awaitFilter(t *testing.T, ids *chargeIDs) {
+	t.Helper()
+	if ids.filter.ready {
+		return
+	}
+	if ids.filter.built == nil {
+		t.Fatal("the txnID filter is not being read")
+	}
+	b := <-ids.filter.built
+	if b.err != nil {
+		t.Fatal(b.err)
+	}
+	ids.filter.built <- b
+}
+
 // sqliteIDs returns the SQLite ledger's record of unmerged txnIDs.
 func sqliteIDs(t *testing.T, l *Ledger) *chargeIDs {
 	t.Helper()
@@ -103,6 +120,7 @@ func TestChargeIDsMerge(t *testing.T) {
 	}
 
 	l = openLedger(t, dir)
+	awaitFilter(t, sqliteIDs(t, l)) // the retries pass through it
 	if got := queryInt(t, l, "SELECT count(*) FROM charge_ids"); got != int64(total) {
 		t.Errorf("charge_ids holds %d txnIDs after a clean close; want %d", got, total)
 	}
