@@ -68,7 +68,7 @@ func (c *Conn) Account(ctx context.Context, id string) (Account, error) {
 	var err error
 	if c.sq != nil {
 		var created string
-		err = c.sq.QueryRowContext(ctx, "SELECT opening_balance, balance, credit_limit, created_at FROM accounts WHERE id = ?", id).
+		err = c.sq.QueryRowContext(ctx, "SELECT opening_balance, balance, credit_limit, created_at FROM account_balances WHERE id = ?", id).
 			Scan(&a.OpeningBalance, &a.Balance, &a.CreditLimit, &created)
 		if err == nil {
 			a.CreatedAt, err = time.Parse(timeLayout, created)
@@ -114,14 +114,14 @@ func (c *Conn) Recent(ctx context.Context, n int) ([]Receipt, error) {
 func (c *Conn) Busiest(ctx context.Context, n int) ([]AccountActivity, error) {
 	q := fmt.Sprintf(`SELECT r.account_id, a.balance, COUNT(*), SUM(r.amount)
 		FROM (SELECT account_id, amount FROM charges ORDER BY seq DESC LIMIT %d) r
-		JOIN accounts a ON a.id = r.account_id
+		JOIN account_balances a ON a.id = r.account_id
 		GROUP BY r.account_id, a.balance ORDER BY COUNT(*) DESC, r.account_id LIMIT %d`, recentWindow, n)
 	return c.activity(ctx, q)
 }
 
 // LowestBalances returns the n accounts with the lowest balances.
 func (c *Conn) LowestBalances(ctx context.Context, n int) ([]AccountActivity, error) {
-	return c.activity(ctx, fmt.Sprintf("SELECT id, balance, 0, 0 FROM accounts ORDER BY balance, id LIMIT %d", n))
+	return c.activity(ctx, fmt.Sprintf("SELECT id, balance, 0, 0 FROM account_balances ORDER BY balance, id LIMIT %d", n))
 }
 
 func (c *Conn) activity(ctx context.Context, q string) ([]AccountActivity, error) {

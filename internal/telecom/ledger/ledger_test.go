@@ -661,7 +661,12 @@ func TestVerifyDetectsTampering(t *testing.T) {
 			t.Fatal(err)
 		}
 		// Balances edited behind the ledger's back, as a bad manual fix would.
-		execRaw(t, l, "UPDATE accounts SET balance = balance + 1 WHERE id IN ('ACC-002', 'ACC-003')")
+		edit := "UPDATE accounts SET balance = balance + 1 WHERE id IN ('ACC-002', 'ACC-003')"
+		if b.name == "sqlite" {
+			edit = `UPDATE balances SET balance = balance + 1
+				WHERE account IN (SELECT num FROM accounts WHERE id IN ('ACC-002', 'ACC-003'))`
+		}
+		execRaw(t, l, edit)
 		rep, err := l.Verify(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -788,7 +793,7 @@ func TestSQLiteFile(t *testing.T) {
 		t.Skip("sqlite3 shell not installed")
 	}
 	out, err := exec.Command("sqlite3", path,
-		"SELECT txn_id, account_id, amount FROM charges; SELECT balance FROM accounts WHERE id = 'ACC-001';").CombinedOutput()
+		"SELECT txn_id, account_id, amount FROM charges; SELECT balance FROM account_balances WHERE id = 'ACC-001';").CombinedOutput()
 	if err != nil {
 		t.Fatalf("sqlite3: %v: %s", err, out)
 	}

@@ -200,6 +200,14 @@ func isBusy(err error) bool {
 func (s *sqliteStore) backend() string { return "sqlite" }
 
 func (s *sqliteStore) migrate(ctx context.Context, migs []migration, sd seed) (err error) {
+	// Off while migrating, as SQLite prescribes for a migration that
+	// rebuilds a table others refer to (the pragma is a no-op inside a
+	// transaction); foreign_key_check confirms the result before it
+	// commits. The writer's connection keeps foreign_keys off anyway: see
+	// sqliteWriterPragmas.
+	if _, err := s.w.ExecContext(ctx, "PRAGMA foreign_keys = OFF"); err != nil {
+		return fmt.Errorf("ledger: migrate: %w", err)
+	}
 	// BEGIN IMMEDIATE takes the write lock up front, so two processes opening
 	// a fresh file at once run the migrations one after the other.
 	if _, err := s.w.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
@@ -258,15 +266,32 @@ func (s *sqliteStore) migrate(ctx context.Context, migs []migration, sd seed) (e
 		// "WHERE true" resolves SQLite's INSERT … SELECT … ON CONFLICT parsing ambiguity.
 		if _, err := s.w.ExecContext(ctx, `
 			WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
-			INSERT INTO accounts (id, opening_balance, balance, credit_limit, created_at)
-			SELECT printf('ACC-%03d', i), ?, ?, ?, ? FROM n WHERE true
+			INSERT INTO accounts (id, opening_balance, created_at)
+			SELECT printf('ACC-%03d', i), ?, ? FROM n WHERE true
 			ON CONFLICT (id) DO NOTHING`,
-			sd.accounts, int64(sd.opening), int64(sd.opening), int64(sd.limit), sd.at.Format(timeLayout)); err != nil {
+			sd.accounts, int64(sd.opening), sd.at.Format(timeLayout)); err != nil {
+			return fmt.Errorf("seed: %w", err)
+		}
+		if _, err := s.w.ExecContext(ctx, `INSERT INTO balances (account, balance, credit_limit)
+			SELECT a.num, ?, ? FROM accounts AS a WHERE NOT EXISTS (SELECT 1 FROM balances AS b WHERE b.account = a.num)`,
+			int64(sd.opening), int64(sd.limit)); err != nil {
 			return fmt.Errorf("seed: %w", err)
 		}
 		if _, err := s.w.ExecContext(ctx,
 			"INSERT INTO ledger_meta (key, value) VALUES ('seeded_at', ?)", sd.at.Format(timeLayout)); err != nil {
 			return fmt.Errorf("seed: %w", err)
+		}
+	}
+	if len(todo) > 0 {
+		// What the migrations rebuilt refers to what it should. (An entry
+		// without its account, say written by hand, is Verify's to report:
+		// it does not stop the ledger from opening.)
+		var broken int64
+		switch err := s.w.QueryRowContext(ctx, "SELECT rowid FROM pragma_foreign_key_check('balances') LIMIT 1").Scan(&broken); {
+		case err == nil:
+			return fmt.Errorf("balances row %d names no account", broken)
+		case !errors.Is(err, sql.ErrNoRows):
+			return err
 		}
 	}
 	if _, err := s.w.ExecContext(ctx, "COMMIT"); err != nil {
@@ -317,7 +342,7 @@ var sqliteWriterPragmas = []string{
 //
 // The statements that write take their rows as JSON objects whose keys and
 // values are the columns, {"txn":{"account":amount},…} and
-// {"rowid":balance,…}, read with json_each alone, and use OR FAIL: no
+// {"num":balance,…}, read with json_each alone, and use OR FAIL: no
 // function call (such as ->>) and no ABORT constraint. A statement that
 // changes many rows and has either has SQLite copy every page it is about
 // to change to a statement journal first, to undo its own half should it
@@ -347,16 +372,16 @@ func (s *sqliteStore) prepareWriter(ctx context.Context) error {
 		return nil
 	}
 	// j.key is the id's place in the array: no id travels back.
-	if err := prep(&s.ws.account, `SELECT j.key, a.rowid, a.balance, a.credit_limit
-		FROM json_each(?) AS j JOIN accounts AS a ON a.id = j.value`); err != nil {
+	if err := prep(&s.ws.account, `SELECT j.key, a.num, b.balance, b.credit_limit
+		FROM json_each(?) AS j JOIN accounts AS a ON a.id = j.value JOIN balances AS b ON b.account = a.num`); err != nil {
 		return err
 	}
 	if err := prep(&s.ws.dataVersion, "PRAGMA data_version"); err != nil {
 		return err
 	}
 	// UPDATE … FROM needs SQLite 3.33; the bundled engine is newer.
-	if err := prep(&s.ws.setBalance, `UPDATE OR FAIL accounts SET balance = j.value
-		FROM json_each(?) AS j WHERE accounts.rowid = j.key`); err != nil {
+	if err := prep(&s.ws.setBalance, `UPDATE OR FAIL balances SET balance = j.value
+		FROM json_each(?) AS j WHERE balances.account = j.key`); err != nil {
 		return err
 	}
 	// A charge's txnID is found through charge_ids (the pending ones are
@@ -460,22 +485,43 @@ func (s *sqliteStore) idle() {
 	}
 }
 
-func (s *sqliteStore) createAccount(ctx context.Context, a Account) (bool, error) {
-	res, err := s.db.ExecContext(ctx, `INSERT INTO accounts (id, opening_balance, balance, credit_limit, created_at)
-		VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
-		a.ID, int64(a.OpeningBalance), int64(a.Balance), int64(a.CreditLimit), a.CreatedAt.Format(timeLayout))
+func (s *sqliteStore) createAccount(ctx context.Context, a Account) (created bool, err error) {
+	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return false, fmt.Errorf("ledger: create account: %w", err)
 	}
-	n, err := res.RowsAffected()
-	return n == 1, err
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	// The first statement writes, so the transaction takes the write lock
+	// at once, waiting for it as long as the busy timeout allows.
+	var num int64
+	err = tx.QueryRowContext(ctx, `INSERT INTO accounts (id, opening_balance, created_at)
+		VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING RETURNING num`,
+		a.ID, int64(a.OpeningBalance), a.CreatedAt.Format(timeLayout)).Scan(&num)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, tx.Rollback()
+	}
+	if err != nil {
+		return false, fmt.Errorf("ledger: create account: %w", err)
+	}
+	if _, err = tx.ExecContext(ctx, "INSERT INTO balances (account, balance, credit_limit) VALUES (?, ?, ?)",
+		num, int64(a.Balance), int64(a.CreditLimit)); err != nil {
+		return false, fmt.Errorf("ledger: create account: %w", err)
+	}
+	if err = tx.Commit(); err != nil {
+		return false, fmt.Errorf("ledger: create account: %w", err)
+	}
+	return true, nil
 }
 
 func (s *sqliteStore) account(ctx context.Context, id string) (Account, bool, error) {
 	a := Account{ID: id}
 	var created string
 	err := s.db.QueryRowContext(ctx,
-		"SELECT opening_balance, balance, credit_limit, created_at FROM accounts WHERE id = ?", id).
+		"SELECT opening_balance, balance, credit_limit, created_at FROM account_balances WHERE id = ?", id).
 		Scan(&a.OpeningBalance, &a.Balance, &a.CreditLimit, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Account{}, false, nil
@@ -578,10 +624,16 @@ func (s *sqliteStore) snapshot(ctx context.Context, fn func(q querier) error) er
 
 func (s *sqliteStore) integrityQuery() string { return "PRAGMA quick_check" }
 
-// indexChecks: every entry of charge_ids names a charge with its txnID, and
-// every charge up to charge_ids_through is in charge_ids.
+// indexChecks: every entry of charge_ids names a charge with its txnID,
+// every charge up to charge_ids_through is in charge_ids, and every account
+// has one row in balances and every row there an account (the view
+// account_balances, which Verify reads, shows only the accounts that do).
 func (s *sqliteStore) indexChecks() []string {
 	return []string{
+		`SELECT a.id, 'account has no row in balances' FROM accounts AS a
+			WHERE NOT EXISTS (SELECT 1 FROM balances AS b WHERE b.account = a.num) ORDER BY a.id`,
+		`SELECT 'balances row ' || b.account, 'names no account' FROM balances AS b
+			WHERE NOT EXISTS (SELECT 1 FROM accounts AS a WHERE a.num = b.account) ORDER BY b.account`,
 		`SELECT i.txn_id, 'charge_ids points at charge ' || i.seq || ', which ' ||
 			CASE WHEN c.seq IS NULL THEN 'does not exist' ELSE 'is ' || c.txn_id END
 			FROM charge_ids AS i LEFT JOIN charges AS c ON c.seq = i.seq
@@ -684,14 +736,14 @@ func (t *sqliteTx) loadAccounts(ctx context.Context, ids []string) (map[string]*
 	defer rs.Close()
 	fetched := make([]acctState, 0, len(missing))
 	for rs.Next() {
-		var i, rid, bal, lim int64
-		if err := rs.Scan(&i, &rid, &bal, &lim); err != nil {
+		var i, num, bal, lim int64
+		if err := rs.Scan(&i, &num, &bal, &lim); err != nil {
 			return nil, err
 		}
 		if i < 0 || i >= int64(len(missing)) {
 			return nil, fmt.Errorf("ledger: sqlite: account %d of %d", i, len(missing))
 		}
-		a := acctState{balance: money.Amount(bal), limit: money.Amount(lim), rowid: rid}
+		a := acctState{balance: money.Amount(bal), limit: money.Amount(lim), num: num}
 		// Read in the write-locked transaction: committed, and stays so
 		// whatever becomes of this batch.
 		t.s.accts.m[missing[i]] = a
@@ -794,7 +846,7 @@ func (t *sqliteTx) setBalances(ctx context.Context, accts map[string]*acctState)
 			b = append(b, ',')
 		}
 		b = append(b, '"')
-		b = strconv.AppendInt(b, a.rowid, 10)
+		b = strconv.AppendInt(b, a.num, 10)
 		b = append(b, '"', ':')
 		b = strconv.AppendInt(b, int64(a.balance), 10)
 	}
@@ -839,7 +891,7 @@ func (t *sqliteTx) commit(ctx context.Context) error {
 	t.s.sc.added = t.added
 	for id, a := range t.written {
 		if a.dirty {
-			t.s.accts.m[id] = acctState{balance: a.balance, limit: a.limit, rowid: a.rowid}
+			t.s.accts.m[id] = acctState{balance: a.balance, limit: a.limit, num: a.num}
 		}
 	}
 	return nil

@@ -267,6 +267,10 @@ func TestChargeIDsMigration(t *testing.T) {
 	if rep := mustVerify(t, l); rep.Charges != 3 {
 		t.Errorf("%d charges; want 3", rep.Charges)
 	}
+	// The balance moved to balances with the upgrade to come.
+	if got, want := balance(t, l, "ACC-001"), SeedOpeningBalance-3; got != want {
+		t.Errorf("ACC-001's balance %v after the upgrade; want %v", got, want)
+	}
 }
 
 // TestChargeIDsOtherProcess finds a charge another process on the same file
@@ -316,5 +320,28 @@ func TestVerifyChecksChargeIDs(t *testing.T) {
 	want := []string{"v2: charge_ids points at charge 1, which is v0", "v1: charge 2 is missing from charge_ids", "v2: charge 3 is missing from charge_ids"}
 	if !slices.Equal(got, want) {
 		t.Errorf("index violations %q; want %q", got, want)
+	}
+}
+
+// TestVerifyChecksBalances removes an account's row from balances and adds
+// one for no account: Verify reports both, although the view it reads
+// balances through shows neither.
+func TestVerifyChecksBalances(t *testing.T) {
+	ctx := context.Background()
+	l := openLedger(t, t.TempDir())
+	execRaw(t, l, "DELETE FROM balances WHERE account = (SELECT num FROM accounts WHERE id = 'ACC-005')")
+	// As the sqlite3 shell would, whose foreign_keys is off by default.
+	execRaw(t, l, "PRAGMA foreign_keys = OFF; INSERT INTO balances (account, balance, credit_limit) VALUES (999999, 0, 0); PRAGMA foreign_keys = ON")
+	rep, err := l.Verify(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, v := range rep.Violations {
+		got = append(got, string(v.Kind)+" "+v.Subject+": "+v.Detail)
+	}
+	want := []string{"index-mismatch ACC-005: account has no row in balances", "index-mismatch balances row 999999: names no account"}
+	if !slices.Equal(got, want) {
+		t.Errorf("violations %q; want %q", got, want)
 	}
 }

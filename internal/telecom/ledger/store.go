@@ -87,7 +87,7 @@ type acctState struct {
 	balance money.Amount
 	limit   money.Amount
 	dirty   bool
-	rowid   int64 // SQLite: the row, for updating it without an index search
+	num     int64 // SQLite: the account's key in balances
 }
 
 // querier runs portable, parameterless SQL for Verify.

@@ -26,8 +26,8 @@ const (
 	NonPositiveAmount ViolationKind = "non-positive-amount"
 	// StorageCorruption: the database's own consistency check failed.
 	StorageCorruption ViolationKind = "storage"
-	// IndexMismatch: the txnID index disagrees with the charges (SQLite's
-	// charge_ids).
+	// IndexMismatch: a table that only serves another disagrees with it
+	// (SQLite: charge_ids with charges, balances with accounts).
 	IndexMismatch ViolationKind = "index-mismatch"
 )
 
@@ -145,7 +145,7 @@ func verify(ctx context.Context, q querier, integrity string, indexChecks []stri
 
 	type acct struct{ opening, balance, limit money.Amount }
 	accounts := map[string]acct{}
-	rs, err := q.query(ctx, "SELECT id, opening_balance, balance, credit_limit FROM accounts")
+	rs, err := q.query(ctx, "SELECT id, opening_balance, balance, credit_limit FROM account_balances")
 	if err != nil {
 		return err
 	}

@@ -161,7 +161,7 @@ func TestWriterSeesOtherConnections(t *testing.T) {
 	}
 	defer other.Close()
 	// Leave 0.01 of headroom: balance -499.99 against a 500.00 limit.
-	if _, err := other.ExecContext(ctx, "UPDATE accounts SET balance = -49999 WHERE id = 'ACC-050'"); err != nil {
+	if _, err := other.ExecContext(ctx, "UPDATE balances SET balance = -49999 WHERE account = (SELECT num FROM accounts WHERE id = 'ACC-050')"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := l.Charge(ctx, "c-2", "ACC-050", amt("0.02")); !errors.Is(err, ErrInsufficientFunds) {
