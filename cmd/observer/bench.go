@@ -40,6 +40,7 @@ func runBench(e *env, args []string) error {
 	duration := fs.Duration("duration", bench.DefaultDuration, "how long each scenario runs")
 	concurrency := fs.Int("concurrency", 0, "worker processes (0: each scenario's default)")
 	rate := fs.Float64("rate", 0, "open loop at this many operations/s, latency from each one's intended start (0: closed loop)")
+	warmup := fs.Duration("warmup", 0, "charge for this long before each charge measurement, unmeasured, so that it starts warm")
 	window := fs.Duration("window", bench.DefaultWindow, "reporting window of the CSV time series")
 	held := fs.Int("held-calls", 0, fmt.Sprintf("connected calls call-lifecycle holds to measure a live call's memory (0: the larger of %d and --concurrency)", bench.DefaultHeldCalls))
 	asJSON := fs.Bool("json", false, "print a JSON array, one object per scenario")
@@ -70,7 +71,7 @@ func runBench(e *env, args []string) error {
 	fs.Visit(func(f *flag.Flag) { ledgerGiven = ledgerGiven || f.Name == "data-dir" || f.Name == "ledger" })
 	prog := newProgressLine(e.stderr, *quiet)
 	opts := bench.Options{
-		Duration: *duration, Concurrency: *concurrency, Rate: *rate, Window: *window, HeldCalls: *held,
+		Duration: *duration, Warmup: *warmup, Concurrency: *concurrency, Rate: *rate, Window: *window, HeldCalls: *held,
 		Config: &cfg, ConfiguredLedger: ledgerGiven, CompareLedger: *compare,
 		Progress: prog.show, ProgressInterval: prog.interval,
 	}

@@ -47,6 +47,11 @@ type Options struct {
 	// Concurrency is the number of worker processes; zero takes the
 	// scenario's default (see Scenario.Concurrency).
 	Concurrency int
+	// Warmup, when positive, has the charge scenario charge for that long
+	// before each measurement, unmeasured: the ledger's caches, the heap
+	// and the workers' stacks then start the measurement grown, as in a
+	// system that has been running.
+	Warmup time.Duration
 	// Rate, when positive, runs in open loop at Rate operations per
 	// second shared by all workers; Concurrency then bounds how many
 	// operations may be in progress at once.
@@ -113,6 +118,9 @@ func NewRunner(opts Options) (*Runner, error) {
 	}
 	if opts.Concurrency < 0 {
 		return nil, fmt.Errorf("bench: concurrency must not be negative, got %d", opts.Concurrency)
+	}
+	if opts.Warmup < 0 {
+		return nil, fmt.Errorf("bench: warm-up must not be negative, got %v", opts.Warmup)
 	}
 	if opts.HeldCalls < 0 {
 		return nil, fmt.Errorf("bench: held calls must not be negative, got %d", opts.HeldCalls)

@@ -218,6 +218,8 @@ type plan struct {
 	// a few hundred microseconds more start lag (counted in the
 	// latency, as ever). It suits operations that take milliseconds.
 	paced bool
+	// duration overrides the runner's.
+	duration time.Duration
 }
 
 // outcome is what drive measured.
@@ -238,6 +240,9 @@ func (r *Runner) drive(ctx context.Context, pl plan) (outcome, error) {
 		s = r.newSeries()
 	}
 	d := r.opts.Duration
+	if pl.duration > 0 {
+		d = pl.duration
+	}
 	var (
 		wg     sync.WaitGroup
 		begin  = make(chan struct{})

@@ -99,3 +99,29 @@ func TestCompareLedgerMustBePostgres(t *testing.T) {
 		t.Errorf("NewRunner refused a PostgreSQL URL: %v", err)
 	}
 }
+
+// TestChargeWarmup charges unmeasured before the measurement: the result
+// counts only the measured charges, and its checks, which compare the
+// ledger before and after the measurement with what was acknowledged,
+// still pass.
+func TestChargeWarmup(t *testing.T) {
+	const rate, d = 2000, 50 * time.Millisecond
+	r, err := NewRunner(Options{Duration: d, Warmup: d, Rate: rate, Concurrency: 16, Window: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.Run(context.Background(), "charge")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkResult(t, res, true)
+	if due := uint64(rate * d.Seconds()); res.Ops+res.Errors > due {
+		t.Errorf("%d charges measured; the measurement had %d due", res.Ops+res.Errors, due)
+	}
+	if got := res.Metrics["warmup_s"]; got != d.Seconds() {
+		t.Errorf("warmup_s = %v; want %v", got, d.Seconds())
+	}
+	if _, err := NewRunner(Options{Warmup: -time.Second}); err == nil {
+		t.Error("NewRunner took a negative warm-up")
+	}
+}

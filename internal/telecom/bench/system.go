@@ -385,13 +385,6 @@ func chargeOn(ctx context.Context, r *Runner, cfg telecom.BillingConfig, label s
 	}
 	defer stop()
 
-	vctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	rep0, err := l.Verify(vctx)
-	if err != nil {
-		return Result{}, err
-	}
-	stats0 := l.Stats()
 	workers := r.concurrency(name)
 	type ack struct{ txn, account string }
 	acked := make([][]ack, workers) // per worker: its acknowledged charges, to retry
@@ -416,11 +409,11 @@ func chargeOn(ctx context.Context, r *Runner, cfg telecom.BillingConfig, label s
 			}
 		}
 	}
-	s := r.newSeries()
-	out, err := r.drive(ctx, plan{scenario: name, phase: phase(""), op: op("charge"), node: n, workers: workers, series: s, paced: true,
-		do: func(p *runtime.Process, w int, seq uint64, _ time.Time) (time.Time, error) {
-			buf := append(txnBufs[w][:0], "BENCH-"...)
-			buf = append(append(buf, r.runID...), '-')
+	// charge charges under txnID prefix-<worker>-<seq>, and keeps what is
+	// acknowledged if keep.
+	charge := func(prefix string, keep bool) func(p *runtime.Process, w int, seq uint64, _ time.Time) (time.Time, error) {
+		return func(p *runtime.Process, w int, seq uint64, _ time.Time) (time.Time, error) {
+			buf := append(append(txnBufs[w][:0], prefix...), '-')
 			buf = append(appendUint(buf, uint64(w)), '-')
 			buf = appendUint(buf, seq)
 			txnBufs[w] = buf
@@ -432,9 +425,32 @@ func chargeOn(ctx context.Context, r *Runner, cfg telecom.BillingConfig, label s
 			if rec.Replayed {
 				replayed.Add(1) // a fresh txnID cannot have been charged before
 			}
-			acked[w] = append(acked[w], a)
+			if keep {
+				acked[w] = append(acked[w], a)
+			}
 			return time.Time{}, nil
-		}})
+		}
+	}
+	if r.opts.Warmup > 0 {
+		wu, err := r.drive(ctx, plan{scenario: name, phase: phase("warm-up"), op: op("charge_warmup"), node: n, workers: workers,
+			paced: true, duration: r.opts.Warmup, do: charge("BENCH-"+r.runID+"-warmup", false)})
+		if err != nil {
+			return Result{}, err
+		}
+		if wu.Errors > 0 {
+			return Result{}, fmt.Errorf("%s: %d of the warm-up's charges failed", name, wu.Errors)
+		}
+	}
+	vctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rep0, err := l.Verify(vctx)
+	if err != nil {
+		return Result{}, err
+	}
+	stats0 := l.Stats()
+	s := r.newSeries()
+	out, err := r.drive(ctx, plan{scenario: name, phase: phase(""), op: op("charge"), node: n, workers: workers, series: s, paced: true,
+		do: charge("BENCH-"+r.runID, true)})
 	res := out.Result
 	rep1, verr := l.Verify(vctx)
 	stats1 := l.Stats()
@@ -444,6 +460,9 @@ func chargeOn(ctx context.Context, r *Runner, cfg telecom.BillingConfig, label s
 		checkEq("charges committed by the writer == acknowledged charges", uint64(stats1.ChargesCommitted-stats0.ChargesCommitted), res.Ops),
 		checkEq("first charges answered as replays", replayed.Load(), 0))
 	res.Metrics = map[string]float64{"mean_batch_size": batchMean(stats0, stats1)}
+	if r.opts.Warmup > 0 {
+		res.Metrics["warmup_s"] = r.opts.Warmup.Seconds()
+	}
 	res.SLA = billingSLA(res.Latency)
 	if err != nil {
 		return res, err
