@@ -310,7 +310,7 @@ func (l *Ledger) checkCharge(txnID, account string, amt money.Amount) error {
 // fromIndex answers a charge whose txnID is in the index: ok is false if it
 // is not.
 func (l *Ledger) fromIndex(txnID, account string, amt money.Amount) (Receipt, error, bool) {
-	rec, ok := l.index.get(txnID)
+	rec, ok := l.index.get(txnID, account)
 	if !ok {
 		return Receipt{}, nil, false
 	}

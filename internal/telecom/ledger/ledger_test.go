@@ -867,13 +867,57 @@ func TestTxnIndex(t *testing.T) {
 	if n := ix.len(); n > indexShards*2 {
 		t.Errorf("index holds %d; want at most %d", n, indexShards*2)
 	}
-	r, ok := ix.get("999")
+	r, ok := ix.get("999", "A")
 	if !ok || r.amount != 999 {
 		t.Errorf("newest entry = %+v, %v; want kept", r, ok)
 	}
 	ix.put("999", record{account: "B"})
-	if r, _ := ix.get("999"); r.account != "A" {
+	if r, _ := ix.get("999", "B"); r.account != "A" {
 		t.Error("put replaced an existing entry; committed entries never change")
+	}
+}
+
+// TestTxnIndexEvicts fills a small index many times over, with txnIDs and
+// accounts of every length: the newest entries come back whole, the oldest
+// are gone, and the shards' text stays within twice what they hold.
+func TestTxnIndexEvicts(t *testing.T) {
+	const capacity = indexShards * 8
+	ix := newTxnIndex(capacity)
+	id := func(i int) string { return fmt.Sprintf("%0*d", 1+i%MaxTxnIDLen, i) }
+	acct := func(i int) string { return strings.Repeat("A", 1+i%MaxAccountIDLen) }
+	const n = 50 * capacity
+	for i := range n {
+		ix.put(id(i), record{account: acct(i), amount: money.Amount(i), atMilli: int64(i)})
+	}
+	if got := ix.len(); got > capacity {
+		t.Errorf("index holds %d; want at most %d", got, capacity)
+	}
+	kept := 0
+	for i := n - capacity; i < n; i++ {
+		r, ok := ix.get(id(i), "other")
+		if !ok {
+			continue
+		}
+		kept++
+		if r.account != acct(i) || r.amount != money.Amount(i) || r.atMilli != int64(i) {
+			t.Fatalf("entry %s = %+v; want account %s, amount %d", id(i), r, acct(i), i)
+		}
+	}
+	if kept < capacity/2 {
+		t.Errorf("%d of the newest %d entries kept", kept, capacity)
+	}
+	if _, ok := ix.get(id(0), "x"); ok {
+		t.Error("the oldest entry is still cached")
+	}
+	for i := range ix.shards {
+		s := &ix.shards[i]
+		live := 0
+		for _, e := range s.ring {
+			live += int(e.idLen) + int(e.acctLen)
+		}
+		if len(s.text) > 2*live+MaxTxnIDLen+MaxAccountIDLen {
+			t.Fatalf("shard %d keeps %d bytes of text for %d live", i, len(s.text), live)
+		}
 	}
 }
 
