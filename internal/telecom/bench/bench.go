@@ -151,6 +151,13 @@ type Scenario struct {
 	Summary string
 	// Concurrency is the number of workers when Options leave it unset.
 	Concurrency int
+	// Hold, if set, is about how long an operation keeps its worker at
+	// worst under load. In open loop without a set concurrency, the
+	// scenario then gets enough workers for the rate, rate × Hold, if
+	// that is more than Concurrency: too few, and operations that are
+	// due wait for a worker (which the latency counts), so the run
+	// measures the load generator instead of the system.
+	Hold time.Duration
 	// Run measures the scenario.
 	Run Func
 }
@@ -180,7 +187,7 @@ func init() {
 			Summary: "whole calls: session process, routing, state machine, call record; then calls held alive for their memory"},
 		{Name: "call-lifecycle-billed", Concurrency: 1000, Run: func(ctx context.Context, r *Runner) (Result, error) { return callLifecycle(ctx, r, true) },
 			Summary: "whole calls as call-lifecycle, each record also charged durably before its session ends"},
-		{Name: "charge", Concurrency: 64, Run: charge,
+		{Name: "charge", Concurrency: 64, Hold: 40 * time.Millisecond, Run: charge,
 			Summary: "durable charges through billing_engine_server, then the same charges retried (idempotent path)"},
 		{Name: "upgrade", Concurrency: 4, Run: upgrade,
 			Summary: "hot-upgrade the router and billing 1<->2 while routing 100,000 calls/s and charging: no call dropped, no charge lost or doubled"},
@@ -220,7 +227,11 @@ func (r *Runner) concurrency(name string) int {
 		return r.opts.Concurrency
 	}
 	s, _ := Lookup(name)
-	return max(s.Concurrency, 1)
+	n := s.Concurrency
+	if r.open() && s.Hold > 0 {
+		n = max(n, int(math.Ceil(r.opts.Rate*s.Hold.Seconds())))
+	}
+	return max(n, 1)
 }
 
 // open reports whether the runner drives at a set rate.

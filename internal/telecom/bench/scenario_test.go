@@ -125,3 +125,29 @@ func TestChargeWarmup(t *testing.T) {
 		t.Error("NewRunner took a negative warm-up")
 	}
 }
+
+// TestOpenLoopChargeWorkers gives charge enough workers for its rate when
+// none are set, and the set number otherwise.
+func TestOpenLoopChargeWorkers(t *testing.T) {
+	for _, c := range []struct {
+		opts Options
+		want int
+	}{
+		{Options{}, 64},
+		{Options{Rate: 1000}, 64},
+		{Options{Rate: 50000}, 2000},
+		{Options{Rate: 50000, Concurrency: 100}, 100},
+	} {
+		r, err := NewRunner(c.opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := r.concurrency("charge"); got != c.want {
+			t.Errorf("%+v: %d charge workers; want %d", c.opts, got, c.want)
+		}
+	}
+	r, _ := NewRunner(Options{Rate: 50000})
+	if got := r.concurrency("genserver-call"); got != 1 {
+		t.Errorf("genserver-call at 50,000/s: %d workers; want its own 1", got)
+	}
+}
