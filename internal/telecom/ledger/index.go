@@ -43,9 +43,9 @@ type indexShard struct {
 	mu   sync.RWMutex
 	m    map[uint64]uint32 // hash of a txnID → its entry in ring
 	ring []indexEntry
-	next int    // the oldest entry, once ring is full
-	text []byte // the entries' txnIDs and accounts, appended
-	dead int    // bytes of text that evicted entries left behind
+	next int      // the oldest entry, once ring is full
+	text []byte   // the entries' txnIDs and accounts, appended
+	dead int      // bytes of text that evicted entries left behind
 	_    [64]byte // keep neighbouring shards' locks off one cache line
 }
 
