@@ -296,7 +296,6 @@ func TestChargeIDsOtherProcess(t *testing.T) {
 // Verify reports an entry that names the wrong charge and a merged charge
 // whose entry is gone.
 func TestVerifyChecksChargeIDs(t *testing.T) {
-	ctx := context.Background()
 	dir := t.TempDir()
 	l, _ := openSQLiteLedger(t, dir)
 	chargeN(t, l, "v", 3)
@@ -307,41 +306,40 @@ func TestVerifyChecksChargeIDs(t *testing.T) {
 	mustVerify(t, l)
 	execRaw(t, l, "DELETE FROM charge_ids WHERE txn_id = 'v1'")
 	execRaw(t, l, "UPDATE charge_ids SET seq = 1 WHERE txn_id = 'v2'")
-	rep, err := l.Verify(ctx)
+	want := []string{"v2: charge_ids points at charge 1, which is v0", "v1: charge 2 is missing from charge_ids", "v2: charge 3 is missing from charge_ids"}
+	if got := violations(t, l); !slices.Equal(got, want) {
+		t.Errorf("violations %q; want %q", got, want)
+	}
+}
+
+// violations runs Verify and returns its index-mismatch violations as
+// "subject: detail", failing the test if there are others.
+func violations(t *testing.T, l *Ledger) []string {
+	t.Helper()
+	rep, err := l.Verify(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
 	var got []string
 	for _, v := range rep.Violations {
-		if v.Kind == IndexMismatch {
-			got = append(got, v.Subject+": "+v.Detail)
+		if v.Kind != IndexMismatch {
+			t.Errorf("violation %s; want only %s", v, IndexMismatch)
 		}
+		got = append(got, v.Subject+": "+v.Detail)
 	}
-	want := []string{"v2: charge_ids points at charge 1, which is v0", "v1: charge 2 is missing from charge_ids", "v2: charge 3 is missing from charge_ids"}
-	if !slices.Equal(got, want) {
-		t.Errorf("index violations %q; want %q", got, want)
-	}
+	return got
 }
 
 // TestVerifyChecksBalances removes an account's row from balances and adds
 // one for no account: Verify reports both, although the view it reads
 // balances through shows neither.
 func TestVerifyChecksBalances(t *testing.T) {
-	ctx := context.Background()
 	l := openLedger(t, t.TempDir())
 	execRaw(t, l, "DELETE FROM balances WHERE account = (SELECT num FROM accounts WHERE id = 'ACC-005')")
 	// As the sqlite3 shell would, whose foreign_keys is off by default.
 	execRaw(t, l, "PRAGMA foreign_keys = OFF; INSERT INTO balances (account, balance, credit_limit) VALUES (999999, 0, 0); PRAGMA foreign_keys = ON")
-	rep, err := l.Verify(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, v := range rep.Violations {
-		got = append(got, string(v.Kind)+" "+v.Subject+": "+v.Detail)
-	}
-	want := []string{"index-mismatch ACC-005: account has no row in balances", "index-mismatch balances row 999999: names no account"}
-	if !slices.Equal(got, want) {
+	want := []string{"ACC-005: account has no row in balances", "balances row 999999: names no account"}
+	if got := violations(t, l); !slices.Equal(got, want) {
 		t.Errorf("violations %q; want %q", got, want)
 	}
 }
