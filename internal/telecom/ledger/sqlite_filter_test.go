@@ -69,3 +69,23 @@ func TestChargeFilterOtherProcess(t *testing.T) {
 	}
 	mustVerify(t, a)
 }
+
+// TestChargeFilterUnbuilt stops the filter's reading before the writer
+// takes it up, as a failed read leaves it: every txnID is then looked up in
+// charge_ids, and retries of merged charges are still replays.
+func TestChargeFilterUnbuilt(t *testing.T) {
+	dir := t.TempDir()
+	l, _ := openSQLiteLedger(t, dir)
+	chargeN(t, l, "u", 20)
+	if err := l.Close(); err != nil { // merges u0..u19
+		t.Fatal(err)
+	}
+	l, ids := openSQLiteLedger(t, dir)
+	defer l.Close()
+	ids.filter.close()
+	retryN(t, l, "u", 20)
+	if ids.filter.ready || ids.filter.active() {
+		t.Error("the stopped filter is in use")
+	}
+	mustVerify(t, l)
+}
