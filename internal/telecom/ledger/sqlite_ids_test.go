@@ -267,7 +267,7 @@ func TestChargeIDsMigration(t *testing.T) {
 	if rep := mustVerify(t, l); rep.Charges != 3 {
 		t.Errorf("%d charges; want 3", rep.Charges)
 	}
-	// The balance moved to balances with the upgrade to come.
+	// The upgrade moved the balance to balances.
 	if got, want := balance(t, l, "ACC-001"), SeedOpeningBalance-3; got != want {
 		t.Errorf("ACC-001's balance %v after the upgrade; want %v", got, want)
 	}
@@ -312,8 +312,8 @@ func TestVerifyChecksChargeIDs(t *testing.T) {
 	}
 }
 
-// violations runs Verify and returns its index-mismatch violations as
-// "subject: detail", failing the test if there are others.
+// violations runs Verify and returns its violations as "subject: detail",
+// failing the test for any that is not an index mismatch.
 func violations(t *testing.T, l *Ledger) []string {
 	t.Helper()
 	rep, err := l.Verify(context.Background())
