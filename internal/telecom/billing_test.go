@@ -96,29 +96,7 @@ func TestKillBillingUnderLoad(t *testing.T) {
 	s := startSystem(t, quiet(t))
 	b := s.Billing
 	const callers, each = 8, 100
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	failures := 0
-	start := make(chan struct{})
-	for c := 0; c < callers; c++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			for i := 0; i < each; i++ {
-				txn := fmt.Sprintf("K-%d-%d", c, i)
-				n, err := chargeUntilDone(t, s, txn, "ACC-100")
-				mu.Lock()
-				failures += n
-				mu.Unlock()
-				if err != nil {
-					t.Errorf("%s: %v", txn, err)
-					return
-				}
-			}
-		}()
-	}
-	close(start)
+	done, failures := chargeFromCallers(t, s, "K", "ACC-100", callers, each)
 	sub := s.Node.Subscribe(1 << 12)
 	defer sub.Close()
 	for b.Stats().Ledger.ChargesCommitted < 100 {
@@ -126,7 +104,7 @@ func TestKillBillingUnderLoad(t *testing.T) {
 	}
 	pid, _ := s.Node.Whereis(BillingName)
 	s.Node.Exit(pid, runtime.Kill)
-	wg.Wait()
+	<-done
 	acct, _ := b.Account(s.Node, "ACC-100")
 	if spent := acct.OpeningBalance - acct.Balance; spent != money.Amount(callers*each) {
 		t.Fatalf("spent %v cents, want exactly %d: a charge was lost or doubled", int64(spent), callers*each)
@@ -135,7 +113,47 @@ func TestKillBillingUnderLoad(t *testing.T) {
 	if err != nil || !rep.OK() {
 		t.Fatalf("verify: %v %v", rep, err)
 	}
-	t.Logf("%d calls failed during the restart and were retried", failures)
+	t.Logf("%d calls failed during the restart and were retried", failures())
+}
+
+// chargeFromCallers starts callers goroutines that each charge account
+// each cents, one at a time, under txnIDs prefix-<caller>-<i>, through
+// chargeUntilDone. done is closed once all have finished; failed then
+// tells how many attempts failed and were retried.
+func chargeFromCallers(t *testing.T, s *System, prefix, account string, callers, each int) (done <-chan struct{}, failed func() int) {
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		fails int
+	)
+	start := make(chan struct{})
+	for c := range callers {
+		wg.Go(func() {
+			<-start
+			for i := range each {
+				txn := fmt.Sprintf("%s-%d-%d", prefix, c, i)
+				n, err := chargeUntilDone(t, s, txn, account)
+				mu.Lock()
+				fails += n
+				mu.Unlock()
+				if err != nil {
+					t.Errorf("%s: %v", txn, err)
+					return
+				}
+			}
+		})
+	}
+	close(start)
+	finished := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(finished)
+	}()
+	return finished, func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return fails
+	}
 }
 
 // chargeUntilDone charges one cent to account under txn, as a call
@@ -225,32 +243,8 @@ func TestKillBillingWithManyChargesInFlight(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	retried, kills := 0, 0
-	start := make(chan struct{})
-	for c := range callers {
-		wg.Go(func() {
-			<-start
-			for i := range each {
-				txn := fmt.Sprintf("M-%d-%d", c, i)
-				n, err := chargeUntilDone(t, s, txn, "ACC-200")
-				mu.Lock()
-				retried += n
-				mu.Unlock()
-				if err != nil {
-					t.Errorf("%s: %v", txn, err)
-					return
-				}
-			}
-		})
-	}
-	close(start)
-	done := make(chan struct{})
-	go func() {
-		wg.Wait()
-		close(done)
-	}()
+	done, retried := chargeFromCallers(t, s, "M", "ACC-200", callers, each)
+	kills := 0
 	// Kill it twice while charges are being made.
 kill:
 	for kills < 2 {
@@ -284,5 +278,5 @@ kill:
 	if err != nil || !rep.OK() {
 		t.Fatalf("verify: %v %v", rep, err)
 	}
-	t.Logf("%d charges retried after the kills", retried)
+	t.Logf("%d charges retried after the kills", retried())
 }
