@@ -74,13 +74,7 @@ func TestChargeFilterOtherProcess(t *testing.T) {
 // takes it up, as a failed read leaves it: every txnID is then looked up in
 // charge_ids, and retries of merged charges are still replays.
 func TestChargeFilterUnbuilt(t *testing.T) {
-	dir := t.TempDir()
-	l, _ := openSQLiteLedger(t, dir)
-	chargeN(t, l, "u", 20)
-	if err := l.Close(); err != nil { // merges u0..u19
-		t.Fatal(err)
-	}
-	l, ids := openSQLiteLedger(t, dir)
+	l, ids := openSQLiteLedger(t, mergedLedger(t, "u", 20))
 	defer l.Close()
 	ids.filter.close()
 	retryN(t, l, "u", 20)

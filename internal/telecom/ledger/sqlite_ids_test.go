@@ -77,6 +77,20 @@ func chargeN(t *testing.T, l *Ledger, prefix string, n int) {
 	}
 }
 
+// mergedLedger makes a ledger in a new directory, charges txnIDs
+// prefix0..prefix(n-1) into it and closes it, which merges them into
+// charge_ids. It returns the directory.
+func mergedLedger(t *testing.T, prefix string, n int) string {
+	t.Helper()
+	dir := t.TempDir()
+	l, _ := openSQLiteLedger(t, dir)
+	chargeN(t, l, prefix, n)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
 // retryN retries what chargeN charged and fails unless every retry is
 // answered with the original receipt.
 func retryN(t *testing.T, l *Ledger, prefix string, n int) {
@@ -296,13 +310,7 @@ func TestChargeIDsOtherProcess(t *testing.T) {
 // Verify reports an entry that names the wrong charge and a merged charge
 // whose entry is gone.
 func TestVerifyChecksChargeIDs(t *testing.T) {
-	dir := t.TempDir()
-	l, _ := openSQLiteLedger(t, dir)
-	chargeN(t, l, "v", 3)
-	if err := l.Close(); err != nil { // merges v0..v2
-		t.Fatal(err)
-	}
-	l = openLedger(t, dir)
+	l := openLedger(t, mergedLedger(t, "v", 3))
 	mustVerify(t, l)
 	execRaw(t, l, "DELETE FROM charge_ids WHERE txn_id = 'v1'")
 	execRaw(t, l, "UPDATE charge_ids SET seq = 1 WHERE txn_id = 'v2'")
