@@ -39,14 +39,25 @@ type txnIndex struct {
 // indexShard is one lock's worth of the index. ring remembers insertion order
 // so the oldest entry is evicted first (a FIFO is enough: retries cluster
 // shortly after the original request).
+//
+// Neither ring nor text is ever copied to grow while the shard fills: the
+// shards fill at one pace, so slices grown by append doubled in all of them
+// within the same few batches, and copying them all at once stalled the
+// answers to those batches for milliseconds. ring is allocated whole at the
+// start, and text is a circular buffer sized for typical txnIDs and
+// accounts: as eviction is first in, first out, the live text is one run
+// from the oldest entry's text to tail, and a new entry's text goes where
+// evicted ones left room. Only txnIDs and accounts longer than that guess
+// make text grow, copying it once per doubling. Memory allocated but not
+// yet used costs address space only.
 type indexShard struct {
 	mu   sync.RWMutex
 	m    map[uint64]uint32 // hash of a txnID → its entry in ring
-	ring []indexEntry
-	next int      // the oldest entry, once ring is full
-	text []byte   // the entries' txnIDs and accounts, appended
-	dead int      // bytes of text that evicted entries left behind
-	_    [64]byte // keep neighbouring shards' locks off one cache line
+	ring []indexEntry      // its capacity is the shard's
+	next int               // the oldest entry, once ring is full
+	text []byte            // circular: the entries' txnIDs and accounts
+	tail uint32            // where the newest entry's text ends
+	_    [64]byte          // keep neighbouring shards' locks off one cache line
 }
 
 // indexEntry is one cached record; its txnID and then its account are
@@ -60,12 +71,19 @@ type indexEntry struct {
 	acctLen uint8 // at most MaxAccountIDLen
 }
 
+// indexTextPerEntry is the text a shard starts with per entry: enough for a
+// UUID (36 bytes) and an account of 9 such as ACC-00001.
+const indexTextPerEntry = 48
+
 // newTxnIndex returns an index holding about capacity entries.
 func newTxnIndex(capacity int) *txnIndex {
 	per := max(capacity/indexShards, 1)
 	ix := &txnIndex{seed: maphash.MakeSeed(), perShard: per}
 	for i := range ix.shards {
-		ix.shards[i].m = make(map[uint64]uint32)
+		s := &ix.shards[i]
+		s.m = make(map[uint64]uint32)
+		s.ring = make([]indexEntry, 0, per)
+		s.text = make([]byte, per*indexTextPerEntry)
 	}
 	return ix
 }
@@ -116,43 +134,77 @@ func (ix *txnIndex) put(txnID string, r record) {
 	if _, taken := s.m[h]; taken {
 		return // this txnID, whose entry never changes, or a collision
 	}
-	e := indexEntry{hash: h, amount: r.amount, atMilli: r.atMilli, off: uint32(len(s.text)),
-		idLen: uint8(len(txnID)), acctLen: uint8(len(r.account))}
 	var i int
 	if len(s.ring) < ix.perShard {
 		i = len(s.ring)
 		s.ring = append(s.ring, indexEntry{})
 	} else {
 		i = s.next
-		old := &s.ring[i]
-		delete(s.m, old.hash)
-		s.dead += int(old.idLen) + int(old.acctLen)
+		delete(s.m, s.ring[i].hash)
 		s.next = (s.next + 1) % ix.perShard
-		if s.dead > len(s.text)/2 {
-			s.compact(i)
-			e.off = uint32(len(s.text))
-		}
 	}
-	s.text = append(append(s.text, txnID...), r.account...)
-	s.ring[i] = e
+	n := len(txnID) + len(r.account)
+	off := s.room(i, n)
+	copy(s.text[off:], txnID)
+	copy(s.text[off+len(txnID):], r.account)
+	s.tail = uint32(off + n)
+	s.ring[i] = indexEntry{hash: h, amount: r.amount, atMilli: r.atMilli, off: uint32(off),
+		idLen: uint8(len(txnID)), acctLen: uint8(len(r.account))}
 	s.m[h] = uint32(i)
 }
 
-// compact drops the text of evicted entries, leaving out ring[skip], which
-// is being replaced.
-func (s *indexShard) compact(skip int) {
-	text := make([]byte, 0, 2*(len(s.text)-s.dead))
-	for i := range s.ring {
-		if i == skip {
-			continue
+// room returns where in text the n bytes of a new entry's text go, which
+// ring[slot] is about to hold: after tail, or from the start of text if they
+// do not fit before its end, without reaching the oldest live entry's text.
+// If there is no such room it grows text first.
+func (s *indexShard) room(slot, n int) int {
+	oldest, live := s.oldest(slot)
+	if !live {
+		if n > len(s.text) {
+			s.text = make([]byte, 2*n)
 		}
-		e := &s.ring[i]
-		n := uint32(e.idLen) + uint32(e.acctLen)
-		off := uint32(len(text))
-		text = append(text, s.text[e.off:e.off+n]...)
-		e.off = off
+		return 0
 	}
-	s.text, s.dead = text, 0
+	head, tail := int(s.ring[oldest].off), int(s.tail)
+	switch {
+	case head < tail && tail+n <= len(s.text):
+		return tail
+	case head < tail && n < head:
+		return 0
+	case head > tail && tail+n < head:
+		return tail
+	}
+	return s.grow(slot, oldest, n)
+}
+
+// oldest returns the slot of the oldest entry other than slot, which is
+// being replaced, and whether there is one.
+func (s *indexShard) oldest(slot int) (int, bool) {
+	o := 0
+	if len(s.ring) == cap(s.ring) {
+		o = (slot + 1) % len(s.ring) // the ring is full: slot was the oldest
+	}
+	if o == slot {
+		return 0, false
+	}
+	return o, true
+}
+
+// grow copies the live text, oldest first, to the start of a text twice as
+// large (or more, to make room for n bytes), and returns where the n bytes
+// go.
+func (s *indexShard) grow(slot, oldest, n int) int {
+	text := make([]byte, 2*(len(s.text)+n))
+	off := 0
+	for j := oldest; j != slot; j = (j + 1) % len(s.ring) {
+		e := &s.ring[j]
+		k := int(e.idLen) + int(e.acctLen)
+		copy(text[off:], s.text[e.off:int(e.off)+k])
+		e.off = uint32(off)
+		off += k
+	}
+	s.text = text
+	return off
 }
 
 // len returns the number of cached entries.

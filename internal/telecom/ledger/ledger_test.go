@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"unsafe"
 
 	"github.com/jackc/pgx/v5"
 
@@ -879,7 +880,8 @@ func TestTxnIndex(t *testing.T) {
 
 // TestTxnIndexEvicts fills a small index many times over, with txnIDs and
 // accounts of every length: the newest entries come back whole, the oldest
-// are gone, and the shards' text stays within twice what they hold.
+// are gone, and the shards' text stays within about twice the most they
+// can hold.
 func TestTxnIndexEvicts(t *testing.T) {
 	const capacity = indexShards * 8
 	ix := newTxnIndex(capacity)
@@ -909,14 +911,39 @@ func TestTxnIndexEvicts(t *testing.T) {
 	if _, ok := ix.get(id(0), "x"); ok {
 		t.Error("the oldest entry is still cached")
 	}
+	const most = (MaxTxnIDLen + MaxAccountIDLen) * (capacity/indexShards + 3)
 	for i := range ix.shards {
-		s := &ix.shards[i]
-		live := 0
-		for _, e := range s.ring {
-			live += int(e.idLen) + int(e.acctLen)
+		if n := len(ix.shards[i].text); n > 2*most {
+			t.Fatalf("shard %d keeps %d bytes of text; want at most %d", i, n, 2*most)
 		}
-		if len(s.text) > 2*live+MaxTxnIDLen+MaxAccountIDLen {
-			t.Fatalf("shard %d keeps %d bytes of text for %d live", i, len(s.text), live)
+	}
+}
+
+// TestTxnIndexNeverCopies fills an index several times over with txnIDs and
+// accounts of usual lengths: no shard's text or ring is ever reallocated,
+// which would stall a batch's answer while all shards copied theirs.
+func TestTxnIndexNeverCopies(t *testing.T) {
+	const capacity = indexShards * 64
+	ix := newTxnIndex(capacity)
+	type arrays struct{ ring, text uintptr }
+	start := make([]arrays, indexShards)
+	at := func(s *indexShard) arrays {
+		return arrays{uintptr(unsafe.Pointer(unsafe.SliceData(s.ring))), uintptr(unsafe.Pointer(unsafe.SliceData(s.text)))}
+	}
+	for i := range ix.shards {
+		start[i] = at(&ix.shards[i])
+	}
+	for i := range 5 * capacity {
+		// A UUID's length, then shorter and longer ones around it.
+		id := fmt.Sprintf("%0*d", 30+i%13, i)
+		ix.put(id, record{account: SeedAccountID(1 + i%SeedAccounts), amount: money.Amount(i)})
+		if r, ok := ix.get(id, "x"); !ok || r.amount != money.Amount(i) {
+			t.Fatalf("entry %s = %+v, %v; want just put", id, r, ok)
+		}
+	}
+	for i := range ix.shards {
+		if got := at(&ix.shards[i]); got != start[i] {
+			t.Errorf("shard %d reallocated its ring or text", i)
 		}
 	}
 }
