@@ -7,12 +7,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	goruntime "runtime"
 	"strings"
 	"sync"
 	"testing"
 	"unsafe"
 
 	"github.com/jackc/pgx/v5"
+	"modernc.org/sqlite"
 
 	"observer/internal/telecom/money"
 )
@@ -784,6 +786,9 @@ func TestSQLiteFile(t *testing.T) {
 	}
 	if err := s.db.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&syncLevel); err != nil || syncLevel != 2 {
 		t.Errorf("synchronous = %d, %v; want 2 (FULL)", syncLevel, err)
+	}
+	if goruntime.GOOS == "linux" && !sqlite.FdatasyncEnabled() {
+		t.Error("SQLite syncs with fsync; want fdatasync, as its Linux builds do")
 	}
 	path := filepath.Join(dir, SQLiteFile)
 	if _, err := os.Stat(path); err != nil {
