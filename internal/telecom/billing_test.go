@@ -97,8 +97,6 @@ func TestKillBillingUnderLoad(t *testing.T) {
 	b := s.Billing
 	const callers, each = 8, 100
 	done, failures := chargeFromCallers(t, s, "K", "ACC-100", callers, each)
-	sub := s.Node.Subscribe(1 << 12)
-	defer sub.Close()
 	for b.Stats().Ledger.ChargesCommitted < 100 {
 		runtimeYield()
 	}
