@@ -475,7 +475,7 @@ func (s *sqliteStore) durable() error {
 // upkeep merges a chunk of pending txnIDs into charge_ids, at the pace
 // the charges set (see sqlite_ids.go).
 func (s *sqliteStore) upkeep() bool {
-	if s.ids.failed || !s.ids.due() || s.ids.credit < min(aloneChunk, len(s.ids.gen)-s.ids.next) {
+	if s.ids.failed || !s.ids.due() || !s.ids.paced() {
 		return false
 	}
 	if err := s.ids.mergeAlone(context.Background(), s.w, s.ws.dataVersion); err != nil {

@@ -221,6 +221,12 @@ const (
 	maxMergeCredit = 4 * aloneChunk
 )
 
+// paced reports whether the charges committed have earned mergeAlone its
+// next chunk of the merge in progress.
+func (c *chargeIDs) paced() bool {
+	return c.credit >= min(aloneChunk, len(c.gen)-c.next)
+}
+
 // mergeAlone merges the next chunk of the merge in progress in a
 // transaction of its own, which need not be durable: a crash only leaves
 // the txnIDs pending, to be read again. The writer runs it while it waits
