@@ -448,7 +448,7 @@ func chargeOn(ctx context.Context, r *Runner, cfg telecom.BillingConfig, label s
 		// Unreported: a ledger that falls behind the rate, say, shows it
 		// in the measurement that follows.
 		if _, err := r.drive(ctx, plan{scenario: name, phase: phase("warm-up"), op: op("charge_warmup"), node: n, workers: workers,
-			paced: true, duration: r.opts.Warmup, do: charge("BENCH-"+r.runID+"-warmup", false)}); err != nil {
+			paced: true, duration: r.opts.Warmup, do: charge(measured+"-warmup", false)}); err != nil {
 			return Result{}, err
 		}
 	}
