@@ -64,6 +64,7 @@ type sqliteStore struct {
 	ws struct {
 		account      *sql.Stmt
 		setBalance   *sql.Stmt
+		setMarks     *sql.Stmt
 		dataVersion  *sql.Stmt
 		find, insert [2]*sql.Stmt // by opKind
 	}
@@ -72,9 +73,11 @@ type sqliteStore struct {
 	path string              // the database file
 	wal  *os.File            // its WAL, which durable fsyncs
 
-	// The writer's: what it knows of the accounts, and scratch space
-	// reused from batch to batch.
+	// The writer's: what it knows of the accounts, which balances rows
+	// lag (see sqlite_fold.go), and scratch space reused from batch to
+	// batch.
 	accts acctCache
+	folds balanceFolds
 	buf   []byte
 	sc    struct {
 		accts  map[string]*acctState
@@ -391,6 +394,12 @@ func (s *sqliteStore) prepareWriter(ctx context.Context) error {
 		FROM json_each(?) AS j WHERE balances.account = j.key`); err != nil {
 		return err
 	}
+	if err := prep(&s.ws.setMarks, `UPDATE balance_marks SET
+		charges_through = coalesce((SELECT max(seq) FROM charges), 0),
+		topups_through = coalesce((SELECT max(seq) FROM topups), 0)
+		WHERE slice >= ? AND slice < ?`); err != nil {
+		return err
+	}
 	// A charge's txnID is found through charge_ids (the pending ones are
 	// in memory), a top-up's in topups' own UNIQUE index.
 	if err := prep(&s.ws.find[opCharge], `SELECT i.txn_id, e.account_id, e.amount, e.created_at
@@ -447,6 +456,7 @@ func (s *sqliteStore) begin(ctx context.Context) (batchTx, error) {
 	if v != s.accts.version || s.accts.m == nil || len(s.accts.m) > maxCachedAccounts {
 		s.accts.version = v
 		s.accts.m = make(map[string]acctState)
+		s.folds.all = true // only the cache knew which balances lag
 	}
 	if !s.ids.loaded || v != s.ids.version {
 		if err := s.ids.load(ctx, s.w); err != nil {
@@ -454,6 +464,14 @@ func (s *sqliteStore) begin(ctx context.Context) (batchTx, error) {
 			return nil, err
 		}
 		s.ids.version = v
+	}
+	if s.folds.all {
+		// Before any balance is read; done once this commits.
+		if err := s.foldAll(ctx); err != nil {
+			t.rollback()
+			return nil, err
+		}
+		t.foldedAll = true
 	}
 	return t, nil
 }
@@ -660,6 +678,9 @@ func (s *sqliteStore) close() error {
 		if err := s.ids.flush(context.Background(), s.w, s.ws.dataVersion); err != nil {
 			errs = append(errs, fmt.Errorf("ledger: sqlite: merge pending txnIDs: %w", err))
 		}
+		if err := s.foldOnClose(context.Background()); err != nil {
+			errs = append(errs, fmt.Errorf("ledger: sqlite: fold balances: %w", err))
+		}
 	}
 	if s.ck != nil {
 		errs = append(errs, s.ck.close())
@@ -667,7 +688,7 @@ func (s *sqliteStore) close() error {
 	if s.wal != nil {
 		errs = append(errs, s.wal.Close())
 	}
-	for _, st := range []*sql.Stmt{s.ws.account, s.ws.setBalance, s.ws.dataVersion,
+	for _, st := range []*sql.Stmt{s.ws.account, s.ws.setBalance, s.ws.setMarks, s.ws.dataVersion,
 		s.ws.find[0], s.ws.find[1], s.ws.insert[0], s.ws.insert[1]} {
 		if st != nil {
 			errs = append(errs, st.Close())
@@ -696,6 +717,10 @@ type sqliteTx struct {
 	written map[string]*acctState // balances to remember once committed
 	added   []addedCharge         // charges for s.ids.pending once committed
 	charges int                   // charges written
+	// The slices whose balances it wrote, [foldFrom, foldTo), and whether
+	// it folded them all first (see sqlite_fold.go).
+	foldFrom, foldTo int64
+	foldedAll        bool
 }
 
 // jsonStrings encodes ids as a JSON array of strings.
@@ -842,25 +867,55 @@ func (t *sqliteTx) insert(ctx context.Context, k opKind, reqs []*request, at tim
 	return nil, nil
 }
 
+// setBalances writes the balances of the slices whose turn it is (see
+// sqlite_fold.go): those the batch changed, and those earlier batches left
+// lagging, with the slices' new marks. The others the batch changed are
+// left to their slices' turns.
 func (t *sqliteTx) setBalances(ctx context.Context, accts map[string]*acctState) error {
 	t.written = accts
+	f := &t.s.folds
+	from, to := f.turn()
+	t.foldFrom, t.foldTo = from, to
+	// A slice without marks (none can be, short of a bug) has every
+	// balance up to date, and keeps it so.
+	due := func(num int64) bool { s := sliceOf(num); return s >= from && s < to || s >= f.slices }
 	b := append(t.s.buf[:0], '{')
-	for _, a := range accts {
-		if !a.dirty {
-			continue
-		}
+	add := func(num int64, balance money.Amount) {
 		if len(b) > 1 {
 			b = append(b, ',')
 		}
 		b = append(b, '"')
-		b = strconv.AppendInt(b, a.num, 10)
+		b = strconv.AppendInt(b, num, 10)
 		b = append(b, '"', ':')
-		b = strconv.AppendInt(b, int64(a.balance), 10)
+		b = strconv.AppendInt(b, int64(balance), 10)
+	}
+	for _, a := range accts {
+		if a.dirty && due(a.num) {
+			add(a.num, a.balance)
+		}
+	}
+	for s := from; s < to; s++ {
+		for id := range f.unfolded[s] {
+			if a, ok := accts[id]; ok && a.dirty {
+				continue // written above
+			}
+			a := t.s.accts.m[id]
+			add(a.num, a.balance)
+		}
 	}
 	b = append(b, '}')
 	t.s.buf = b
-	_, err := t.s.ws.setBalance.ExecContext(ctx, string(b))
-	return err
+	if len(b) > 2 {
+		if _, err := t.s.ws.setBalance.ExecContext(ctx, string(b)); err != nil {
+			return err
+		}
+	}
+	if to > from {
+		if _, err := t.s.ws.setMarks.ExecContext(ctx, from, to); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // appendJSONString appends s as a JSON string. Ids are validated UTF-8
@@ -896,11 +951,19 @@ func (t *sqliteTx) commit(ctx context.Context) error {
 	t.done = true
 	t.s.ids.committed(t.added, merged)
 	t.s.sc.added = t.added
+	f := &t.s.folds
+	if t.foldedAll {
+		f.all = false
+	}
 	for id, a := range t.written {
 		if a.dirty {
 			t.s.accts.m[id] = acctState{balance: a.balance, limit: a.limit, num: a.num}
+			if s := sliceOf(a.num); (s < t.foldFrom || s >= t.foldTo) && s < f.slices {
+				f.lag(id, a.num)
+			}
 		}
 	}
+	f.folded(t.foldFrom, t.foldTo)
 	return nil
 }
 
