@@ -20,7 +20,11 @@ import (
 // Here the writer only appends. A checkpointer goroutine, on a connection
 // of its own, copies the WAL back at most every ckptInterval, so that a
 // page changed by many batches meanwhile is copied once; that never blocks
-// the writer. What it cannot do alone is let the WAL start over: SQLite
+// the writer. A pass is work the writer shares two CPUs with: four short
+// ones a second disturb the batches less than one long one (the charges'
+// P99 at 50,000 a second, median of 7 runs, 24.8 against 31.3 ms), and
+// copy hardly more, since most pages a pass copies (charge_ids', behind
+// the merge) were changed once since the previous one anyway. What it cannot do alone is let the WAL start over: SQLite
 // restarts the WAL when a writer begins a transaction with every frame
 // copied back, and the writer never stops appending. So once the WAL is
 // longer than walRestartBytes, the checkpointer copies until little is left
@@ -40,7 +44,7 @@ import (
 // queue behind those.)
 const (
 	// ckptInterval is the least time between two background passes.
-	ckptInterval = time.Second
+	ckptInterval = 250 * time.Millisecond
 	// walRestartBytes is the WAL size beyond which it is made to start over.
 	walRestartBytes = 256 << 20
 	// ckptConverged is how short a background pass must have been for the
