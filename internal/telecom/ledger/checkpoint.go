@@ -26,9 +26,11 @@ import (
 // ones a second disturb the batches less than one long one (the charges'
 // P99 at 50,000 a second, median of 7 runs, 24.8 against 31.3 ms), and
 // copy hardly more, since most pages a pass copies (charge_ids', behind
-// the merge) were changed once since the previous one anyway. What it cannot do alone is let the WAL start over: SQLite
-// restarts the WAL when a writer begins a transaction with every frame
-// copied back, and the writer never stops appending. So once the WAL is
+// the merge) were changed once since the previous one anyway.
+//
+// What it cannot do alone is let the WAL start over: SQLite restarts the
+// WAL when a writer begins a transaction with every frame copied back,
+// and the writer never stops appending. So once the WAL is
 // longer than walRestartBytes, the checkpointer copies until little is left
 // and the writer, between two batches, copies that little itself; its next
 // transaction then starts the WAL over.
