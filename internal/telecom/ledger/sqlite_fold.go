@@ -117,22 +117,12 @@ func (f *balanceFolds) lagging() bool {
 
 // foldOnClose brings every balances row up to date in a transaction of its
 // own, if the writer left any lagging, so that a closed ledger's file can
-// be read without the view.
-func (s *sqliteStore) foldOnClose(ctx context.Context) (err error) {
+// be read without the view. Like the merge of pending txnIDs at close, it
+// is left to the next writer if another connection wrote meanwhile.
+func (s *sqliteStore) foldOnClose(ctx context.Context) error {
 	if !s.folds.lagging() {
 		return nil
 	}
-	if _, err := s.w.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			_, _ = s.w.ExecContext(context.Background(), "ROLLBACK")
-		}
-	}()
-	if err := s.foldAll(ctx); err != nil {
-		return err
-	}
-	_, err = s.w.ExecContext(ctx, "COMMIT")
+	_, err := s.ids.ownTx(ctx, s.w, s.ws.dataVersion, func() error { return s.foldAll(ctx) })
 	return err
 }
